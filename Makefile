@@ -1,0 +1,31 @@
+# photopipe: `make demo` and `make test` set everything up on a fresh Debian/Ubuntu machine.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.photopipe-setup
+DEMO_DIR  ?= var/demo
+SAMPLES   := $(wildcard samples/*.jpg)
+
+.PHONY: setup demo test check lint typecheck clean
+
+$(STAMP): setup.cfg pyproject.toml scripts/setup-venv
+	bash scripts/setup-venv $(VENV)
+	touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	PHOTOPIPE_DATA_DIR=$(DEMO_DIR) $(PY) -m pipeline.cli process $(SAMPLES)
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

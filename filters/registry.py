@@ -1,0 +1,42 @@
+"""The registry of looks: a plain mapping from name to function, looked up by :func:`get`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
+
+Look = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
+
+
+class UnknownFilter(ValueError):
+    """A look name that is not in the registry."""
+
+
+def _normal(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The identity look."""
+    return image.copy()
+
+
+LOOKS: Mapping[str, Look] = MappingProxyType({"normal": _normal})
+_ALIASES: Mapping[str, str] = MappingProxyType({"1977": "_1977"})
+
+
+def names() -> list[str]:
+    """Every look's name, sorted."""
+    return sorted(LOOKS)
+
+
+def get(name: str) -> Look:
+    """The look called ``name`` (``1977`` is accepted for ``_1977``).
+
+    Raises:
+        UnknownFilter: no such look; the message lists the names that exist.
+    """
+    try:
+        return LOOKS[_ALIASES.get(name, name)]
+    except KeyError:
+        raise UnknownFilter(f"unknown filter {name!r}; choose one of: {', '.join(names())}") \
+            from None

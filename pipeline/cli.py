@@ -1,0 +1,117 @@
+"""The ``photopipe`` command: process photos, inspect them, list and preview looks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import filters
+from pipeline import ladders
+from pipeline.errors import TooLarge
+from pipeline.jobs import Options, ingest
+from pipeline.metadata import MetadataStore, open_metadata
+from pipeline.settings import Settings
+from pipeline.startup import configure
+from pipeline.storage import ObjectStore, open_store
+from pipeline.views import (
+    Outcome,
+    outcome_json,
+    outcome_line,
+    photo_json,
+    photo_text,
+    storage_location,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``photopipe`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"photopipe: {exc}", file=sys.stderr)
+        return 2
+    configure(settings)
+    code: int = args.run(args, settings)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="photopipe", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    process = commands.add_parser("process", help="render files through the whole pipeline")
+    process.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    process.add_argument("--ladder", default="default", choices=sorted(ladders.LADDERS))
+    process.add_argument("--filter", default=None, help="a look (see `photopipe filters`)")
+    process.add_argument("--strength", type=float, default=1.0, help="0 to 1 (default 1)")
+    process.add_argument("--json", action="store_true", help="one JSON object per input")
+    process.set_defaults(run=_process)
+    show = commands.add_parser("show", help="a photo's row and its renditions")
+    show.add_argument("photo_id", type=int, metavar="PHOTO_ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=_show)
+    return parser
+
+
+def _process(args: argparse.Namespace, settings: Settings) -> int:
+    options = Options(args.ladder, args.filter, args.strength)
+    try:
+        _check_options(options)
+    except ValueError as exc:
+        print(f"photopipe: {exc}", file=sys.stderr)
+        return 2
+    store, db = open_store(settings), open_metadata(settings)
+    failed = False
+    try:
+        for path in args.paths:
+            outcome = _process_one(path, options, store, db, settings)
+            print(json.dumps(outcome_json(outcome)) if args.json else outcome_line(outcome),
+                  flush=True)
+            failed = failed or not outcome.ok
+    finally:
+        db.close()
+    if not args.json:
+        print(f"Thumbnails are in {storage_location(settings)}/photos/")
+    return 1 if failed else 0
+
+
+def _check_options(options: Options) -> None:
+    if options.filter is not None:
+        filters.get(options.filter)
+    if not 0.0 <= options.strength <= 1.0:
+        raise ValueError(f"--strength must be between 0 and 1, not {options.strength}")
+
+
+def _process_one(path: Path, options: Options, store: ObjectStore, db: MetadataStore,
+                 settings: Settings) -> Outcome:
+    try:
+        size = path.stat().st_size
+        if size > settings.limits.max_bytes:
+            error = TooLarge(f"{size} bytes is over the limit of {settings.limits.max_bytes}")
+            return Outcome(path, None, [], (error.code, str(error)))
+        data = path.read_bytes()
+    except OSError as exc:
+        return Outcome(path, None, [], ("unreadable", f"cannot read {path}: {exc.strerror}"))
+    row = ingest(data, options, store, db, settings)
+    return Outcome(path, row, db.renditions(row.id))
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    db = open_metadata(settings)
+    try:
+        row = db.get(args.photo_id)
+        renditions = db.renditions(args.photo_id) if row else []
+    finally:
+        db.close()
+    if row is None:
+        print(f"photopipe: no photo {args.photo_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(photo_json(row, renditions)) if args.json else photo_text(row, renditions))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The pure core: bytes of an upload in, encoded renditions out. No I/O, no global state.
+
+The web tier (for previews), the job runner, the CLI and the benchmarks all call :func:`render`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+import filters
+from pipeline import ladders
+from pipeline.decode import SourceInfo, decode
+from pipeline.encode import encode
+from pipeline.renditions import render_ladder, resize
+from pipeline.settings import Encoding, Limits
+
+
+@dataclass(frozen=True)
+class Output:
+    """One encoded file of one rendition."""
+
+    name: str
+    format: str
+    width: int
+    height: int
+    data: bytes
+
+    @property
+    def filename(self) -> str:
+        """``w1080.jpg`` and the like: the key suffix and the name in :attr:`Rendered.outputs`."""
+        return f"{self.name}.{self.format}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Everything :func:`render` made from one upload."""
+
+    source: SourceInfo
+    files: tuple[Output, ...]
+    ladder: str
+    filter: str | None
+    strength: float
+
+    @property
+    def outputs(self) -> dict[str, bytes]:
+        """File name (``"w1080.jpg"``, ``"w1080.webp"``, ...) to encoded bytes."""
+        return {f.filename: f.data for f in self.files}
+
+
+def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
+           ladder: str = "default", limits: Limits | None = None,
+           encoding: Encoding | None = None) -> Rendered:
+    """Decode ``data`` safely and render every rendition of ``ladder``, with an optional look.
+
+    Args:
+        data: the upload's bytes, untrusted.
+        filter: a look from :func:`filters.names`, or None for none.
+        strength: how much of the look, from 0 (none) to 1 (all of it).
+        ladder: a ladder from :data:`pipeline.ladders.LADDERS`.
+        limits: what the upload may declare (default: :class:`Limits`'s defaults).
+        encoding: encoder settings (default: JPEG q85, WebP q80).
+
+    Raises:
+        ImageRejected: the upload is not a picture photopipe will render (its ``code`` says why).
+        ValueError: an argument is wrong (unknown look or ladder, strength out of range).
+    """
+    spec = ladders.get(ladder)
+    if filter is not None:
+        filters.get(filter)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1, not {strength}")
+    decoded = decode(data, limits or Limits(), need=ladders.need(spec))
+    working = resize(decoded.image, ladders.working_size(*decoded.image.size, spec))
+    if filter is not None:
+        working = Image.fromarray(filters.apply(np.asarray(working), filter, strength))
+    files = tuple(
+        Output(r.name, fmt, *image.size, encode(image, fmt, encoding or Encoding()))
+        for r, image in render_ladder(working, spec)
+        for fmt in r.formats
+    )
+    return Rendered(decoded.source, files, ladder, filter, strength)

@@ -1,0 +1,184 @@
+"""Safe decoding of hostile uploads.
+
+The order matters: the container is identified from its magic bytes (never its name), the byte,
+pixel and frame limits are checked against the header before a single pixel is decoded, JPEGs are
+decoded at the smallest DCT scale that still covers what the ladder needs, and only then is the
+picture oriented and brought to 8-bit sRGB (see :mod:`pipeline.colour`).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from PIL import Image
+
+from pipeline import errors
+from pipeline.colour import to_srgb
+from pipeline.settings import Limits
+
+# Containers photopipe decodes, by the Pillow plug-ins allowed to read each one. MPO (multi-picture
+# JPEG: stereo pairs, Ultra HDR gain maps) is a JPEG container whose first picture is the photo.
+_SIGNATURES: dict[bytes, str] = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+}
+_PLUGINS: dict[str, tuple[str, ...]] = {
+    "JPEG": ("JPEG", "MPO"),
+    "PNG": ("PNG",),
+    "GIF": ("GIF",),
+    "WEBP": ("WEBP",),
+}
+_SNIFF_BYTES = 12
+
+# EXIF orientation -> the transpose that makes the picture upright (EXIF 2.32, tag 0x0112).
+_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the upload declared, as stored (before orientation)."""
+
+    format: str
+    width: int
+    height: int
+    bytes: int
+    frames: int
+    orientation: int
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An upright 8-bit sRGB picture with no metadata attached, and what its source declared."""
+
+    image: Image.Image
+    source: SourceInfo
+
+
+def sniff(data: bytes) -> str:
+    """Return the container family of ``data`` from its magic bytes.
+
+    Raises:
+        Truncated: ``data`` is empty or a strict prefix of a known signature.
+        UnsupportedFormat: anything else that is not on the allow-list.
+    """
+    for signature, family in _SIGNATURES.items():
+        if data.startswith(signature):
+            return family
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if len(data) < _SNIFF_BYTES and any(sig.startswith(data) for sig in _SIGNATURES):
+        raise errors.Truncated(f"the upload ends after {len(data)} bytes")
+    raise errors.UnsupportedFormat("not a JPEG, PNG, GIF or WebP file")
+
+
+def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0)) -> Decoded:
+    """Decode the first picture in ``data`` safely.
+
+    Args:
+        data: the upload, untrusted.
+        limits: what the upload may declare.
+        need: the smallest upright (width, height) the caller will resample from; JPEGs are
+            decoded at the smallest DCT scale that still covers it. (0, 0) decodes at full size.
+
+    Raises:
+        ImageRejected: one of its subclasses, with a one-line message.
+    """
+    if len(data) > limits.max_bytes:
+        raise errors.TooLarge(f"{len(data)} bytes is over the limit of {limits.max_bytes}")
+    family = sniff(data)
+    with _translated(family):
+        image = Image.open(io.BytesIO(data), formats=_PLUGINS[family])
+        frames = _check_declared(image, limits)
+        orientation = read_orientation(image)
+        declared = image.size
+        if image.format in ("JPEG", "MPO") and min(need) > 0:
+            image.draft(image.mode, _stored_box(need, orientation))
+        image.load()
+        source = SourceInfo(image.format or family, *declared, len(data), frames, orientation)
+        upright = to_srgb(image)
+    return Decoded(orient(upright, orientation), source)
+
+
+def read_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) of ``image``; 1 when absent, invalid or unreadable.
+
+    Broken EXIF is common in real uploads and must never reject an otherwise good picture.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = image.getexif().get(_EXIF_ORIENTATION)
+    except Exception:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def orient(image: Image.Image, orientation: int) -> Image.Image:
+    """Apply an EXIF orientation to pixels, so the picture is upright with orientation 1."""
+    method = _TRANSPOSE.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def _check_declared(image: Image.Image, limits: Limits) -> int:
+    """Check the header's size and frame count against ``limits``; return the frame count."""
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise errors.Corrupt(f"declared size {width}x{height} is empty")
+    if width * height > limits.max_pixels:
+        raise errors.TooManyPixels(
+            f"{width}x{height} is over the limit of {limits.max_pixels} pixels")
+    frames = int(getattr(image, "n_frames", 1))
+    if frames > limits.max_frames or frames * width * height > limits.max_pixels:
+        raise errors.TooManyFrames(
+            f"{frames} frames of {width}x{height} is over the limits "
+            f"({limits.max_frames} frames, {limits.max_pixels} pixels in all)")
+    return frames
+
+
+def _stored_box(need: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """``need`` (upright) in the file's stored axes: orientations 5-8 swap them."""
+    width, height = max(need[0], 1), max(need[1], 1)
+    return (height, width) if orientation >= 5 else (width, height)
+
+
+@contextmanager
+def _translated(family: str) -> Iterator[None]:
+    """Turn whatever a decoder raises on hostile input into an :class:`ImageRejected`.
+
+    Decoders fail on crafted files with almost any exception type (OSError, SyntaxError,
+    struct.error, EOFError, ValueError, IndexError...), so everything not already ours is mapped.
+    """
+    try:
+        yield
+    except errors.ImageRejected:
+        raise
+    except Exception as exc:
+        raise _rejection(family, exc) from exc
+
+
+def _rejection(family: str, exc: Exception) -> errors.ImageRejected:
+    text = str(exc).lower()
+    if isinstance(exc, Image.DecompressionBombError):
+        return errors.TooManyPixels(f"the {family} header declares a decompression bomb")
+    if "truncated" in text:
+        return errors.Truncated(f"the {family} data ends before the picture does")
+    if isinstance(exc, ValueError) and "too large" in text:
+        return errors.TooLarge(f"a {family} chunk decompresses beyond the safe limit")
+    if isinstance(exc, MemoryError):
+        return errors.TooManyPixels(f"the {family} picture needs more memory than allowed")
+    return errors.Corrupt(f"the {family} data is corrupt ({type(exc).__name__})")

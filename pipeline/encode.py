@@ -1,0 +1,37 @@
+"""Encode renditions as JPEG or WebP carrying no metadata at all.
+
+The pictures handed in have an empty ``info`` (see :mod:`pipeline.colour`), and the encoders are
+called with explicit empty metadata as well, so no EXIF (GPS, serial numbers, MakerNote, the
+embedded thumbnail), XMP, IPTC, comment or ICC profile can reach an output.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from PIL import Image
+
+from pipeline.settings import Encoding
+
+CONTENT_TYPES: Mapping[str, str] = MappingProxyType({"jpg": "image/jpeg", "webp": "image/webp"})
+_JPEG_420 = 2  # Pillow's subsampling code for 4:2:0
+
+
+def encode(image: Image.Image, fmt: str, encoding: Encoding) -> bytes:
+    """Encode an RGB ``image`` as ``fmt`` ("jpg" or "webp").
+
+    Raises:
+        ValueError: ``fmt`` is not an output format.
+    """
+    buffer = io.BytesIO()
+    if fmt == "jpg":
+        image.save(buffer, "JPEG", quality=encoding.jpeg_quality, subsampling=_JPEG_420,
+                   optimize=False, progressive=False, exif=b"", icc_profile=None)
+    elif fmt == "webp":
+        image.save(buffer, "WEBP", quality=encoding.webp_quality, method=encoding.webp_method,
+                   exif=b"", icc_profile=None, xmp=b"")
+    else:
+        raise ValueError(f"unknown output format {fmt!r}; choose one of {sorted(CONTENT_TYPES)}")
+    return buffer.getvalue()

@@ -1,0 +1,65 @@
+"""Resizes and square crops: turn the working picture into a ladder's renditions.
+
+Each rendition is resampled from the smallest picture already made that still covers it (so
+``w320`` comes from ``w640``, not from the full-size source), which keeps the cost of a ladder
+close to the cost of its largest rung.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image
+
+from pipeline.ladders import Rendition
+
+RESAMPLE = Image.Resampling.LANCZOS
+
+
+@dataclass(frozen=True)
+class Made:
+    """A picture already made in this ladder, and whether it was cropped square."""
+
+    image: Image.Image
+    square: bool
+
+
+def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` resampled to ``size`` (Lanczos), or itself when it already has that size."""
+    return image if image.size == size else image.resize(size, RESAMPLE)
+
+
+def render_ladder(working: Image.Image,
+                  ladder: tuple[Rendition, ...]) -> list[tuple[Rendition, Image.Image]]:
+    """Every rendition of ``ladder`` from the upright ``working`` picture, cascading."""
+    made = [Made(working, square=False)]
+    out: list[tuple[Rendition, Image.Image]] = []
+    for rendition in sorted(ladder, key=lambda r: r.size, reverse=True):
+        target = rendition.target(*working.size)
+        image = cut(_parent(made, rendition, target[0]), rendition, target)
+        made.append(Made(image, rendition.square))
+        out.append((rendition, image))
+    return out
+
+
+def cut(parent: Made, rendition: Rendition, target: tuple[int, int]) -> Image.Image:
+    """Resample ``parent`` to ``target``, cropping the centre square first for ``sqN``."""
+    if not rendition.square or parent.square:
+        return resize(parent.image, target)
+    width, height = parent.image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    box = (left, top, left + side, top + side)
+    if target == (side, side):
+        return parent.image.crop(box)
+    return parent.image.resize(target, RESAMPLE, box=box)
+
+
+def _parent(made: list[Made], rendition: Rendition, width: int) -> Made:
+    """The smallest picture made so far that holds every pixel ``rendition`` needs."""
+    def covers(m: Made) -> bool:
+        if rendition.square:
+            return min(m.image.size) >= width
+        return not m.square and m.image.width >= width
+
+    return min((m for m in made if covers(m)), key=lambda m: m.image.width * m.image.height)

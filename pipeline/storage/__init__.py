@@ -1,0 +1,62 @@
+"""Object storage: the port, and :func:`open_store` to pick an implementation from a URL.
+
+Keys are ``/``-separated relative paths (``photos/<id>/w1080.jpg``). Every implementation passes
+the same contract tests (tests/storage/test_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from pipeline.settings import Settings
+
+
+class ObjectStore(Protocol):
+    """Where originals and renditions live."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Store ``data`` under ``key``, replacing what was there (atomically)."""
+
+    def get(self, key: str) -> bytes:
+        """The bytes under ``key``. Raises ObjectNotFound when there are none."""
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` holds an object."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Every key that starts with ``prefix``, in sorted order."""
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise ValueError.
+
+    Keys are built by photopipe, never taken from users, but a local directory store must still
+    refuse anything that could escape its root.
+    """
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid object key {key!r}")
+    return key
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The object store ``settings.storage_url`` names: ``file:///dir`` or ``memory://``.
+
+    Raises:
+        ValueError: the URL's scheme is not one photopipe knows.
+    """
+    url = urlsplit(settings.storage_url)
+    if url.scheme == "file":
+        from pipeline.storage.local import LocalStore
+
+        return LocalStore(url.path)
+    if url.scheme == "memory":
+        from pipeline.storage.memory import MemoryStore
+
+        return MemoryStore()
+    raise ValueError(f"unsupported PHOTOPIPE_STORAGE_URL scheme {url.scheme!r}")

@@ -1,0 +1,46 @@
+"""An in-memory object store: the fake for tests and for the web tier's own tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from pipeline.errors import ObjectNotFound
+from pipeline.storage import check_key
+
+
+class MemoryStore:
+    """Objects in a dict, with their content types; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._objects: dict[str, tuple[bytes, str]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        with self._lock:
+            self._objects[check_key(key)] = (bytes(data), content_type)
+
+    def get(self, key: str) -> bytes:
+        with self._lock:
+            try:
+                return self._objects[key][0]
+            except KeyError:
+                raise ObjectNotFound(f"no object at {key!r}") from None
+
+    def exists(self, key: str) -> bool:
+        with self._lock:
+            return key in self._objects
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._objects.pop(key, None)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        with self._lock:
+            keys = sorted(k for k in self._objects if k.startswith(prefix))
+        return iter(keys)
+
+    def content_type(self, key: str) -> str:
+        """The content type ``key`` was stored with (for tests)."""
+        with self._lock:
+            return self._objects[key][1]

@@ -1,0 +1,76 @@
+"""One contract, every object store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ObjectNotFound
+from pipeline.settings import Settings
+from pipeline.storage import ObjectStore, open_store
+from pipeline.storage.local import LocalStore
+from pipeline.storage.memory import MemoryStore
+
+
+@pytest.fixture(params=["memory", "local"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        yield LocalStore(tmp_path / "objects")
+
+
+def test_put_then_get_round_trips_bytes(store: ObjectStore) -> None:
+    store.put("photos/1/w1080.jpg", b"\xff\xd8 jpeg", "image/jpeg")
+    assert store.get("photos/1/w1080.jpg") == b"\xff\xd8 jpeg"
+    assert store.exists("photos/1/w1080.jpg")
+
+
+def test_put_overwrites(store: ObjectStore) -> None:
+    store.put("a/b", b"one", "application/octet-stream")
+    store.put("a/b", b"two", "application/octet-stream")
+    assert store.get("a/b") == b"two"
+    assert list(store.list("a/")) == ["a/b"]
+
+
+def test_missing_key(store: ObjectStore) -> None:
+    assert not store.exists("nothing/here")
+    with pytest.raises(ObjectNotFound):
+        store.get("nothing/here")
+
+
+def test_delete_is_idempotent(store: ObjectStore) -> None:
+    store.put("k/1", b"x", "text/plain")
+    store.delete("k/1")
+    store.delete("k/1")
+    assert not store.exists("k/1")
+    assert list(store.list()) == []
+
+
+def test_list_filters_by_prefix_in_sorted_order(store: ObjectStore) -> None:
+    for key in ("photos/2/b", "photos/1/a", "originals/1", "photos/10/c"):
+        store.put(key, key.encode(), "text/plain")
+    assert list(store.list("photos/")) == ["photos/1/a", "photos/10/c", "photos/2/b"]
+    assert list(store.list("photos/1/")) == ["photos/1/a"]
+    assert len(list(store.list())) == 4
+
+
+@pytest.mark.parametrize("key", ["", "/etc/passwd", "../escape", "a/../../b", "a//b", "./a"])
+def test_unsafe_keys_are_refused(store: ObjectStore, key: str) -> None:
+    with pytest.raises(ValueError, match="invalid object key"):
+        store.put(key, b"x", "text/plain")
+
+
+def test_empty_object(store: ObjectStore) -> None:
+    store.put("empty", b"", "application/octet-stream")
+    assert store.get("empty") == b""
+
+
+def test_open_store_by_url(tmp_path: Path) -> None:
+    local = open_store(Settings(storage_url=f"file://{tmp_path}/o"))
+    assert isinstance(local, LocalStore) and local.root == tmp_path / "o"
+    assert isinstance(open_store(Settings(storage_url="memory://")), MemoryStore)
+    with pytest.raises(ValueError, match="ftp"):
+        open_store(Settings(storage_url="ftp://x/y"))
