@@ -8,6 +8,9 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
+from filters.looks import RECIPES, Recipe
+from filters.render import run
+
 Look = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
 
 
@@ -15,12 +18,14 @@ class UnknownFilter(ValueError):
     """A look name that is not in the registry."""
 
 
-def _normal(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """The identity look."""
-    return image.copy()
+def _look(recipe: Recipe) -> Look:
+    def look(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        return run(recipe, image)
+
+    return look
 
 
-LOOKS: Mapping[str, Look] = MappingProxyType({"normal": _normal})
+LOOKS: Mapping[str, Look] = MappingProxyType({name: _look(r) for name, r in RECIPES.items()})
 _ALIASES: Mapping[str, str] = MappingProxyType({"1977": "_1977"})
 
 
