@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-F32 = npt.NDArray[np.float32]
+F32 = npt.NDArray[np.floating[Any]]
 Mode = Callable[[F32, F32], F32]
 
 
@@ -88,7 +89,8 @@ def exclusion(b: F32, s: F32) -> F32:
 
 def lum(c: F32) -> F32:
     """``Lum(C) = 0.3 x Cred + 0.59 x Cgreen + 0.11 x Cblue``, keeping the channel axis."""
-    return (0.3 * c[..., 0:1] + 0.59 * c[..., 1:2] + 0.11 * c[..., 2:3]).astype(np.float32)
+    out: F32 = (0.3 * c[..., 0:1] + 0.59 * c[..., 1:2] + 0.11 * c[..., 2:3]).astype(np.float32)
+    return out
 
 
 def clip_color(c: F32) -> F32:
@@ -99,7 +101,8 @@ def clip_color(c: F32) -> F32:
         below = lightness + (c - lightness) * lightness / (lightness - low)
         above = lightness + (c - lightness) * (1 - lightness) / (high - lightness)
     c = np.where(low < 0, below, c)
-    return np.where(high > 1, above, c).astype(np.float32)
+    out: F32 = np.where(high > 1, above, c).astype(np.float32)
+    return out
 
 
 def set_lum(c: F32, lightness: F32) -> F32:
@@ -109,7 +112,8 @@ def set_lum(c: F32, lightness: F32) -> F32:
 
 def sat(c: F32) -> F32:
     """``Sat(C) = max(C) - min(C)``."""
-    return (c.max(axis=-1, keepdims=True) - c.min(axis=-1, keepdims=True)).astype(np.float32)
+    out: F32 = (c.max(axis=-1, keepdims=True) - c.min(axis=-1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def set_sat(c: F32, saturation: F32) -> F32:
@@ -118,7 +122,8 @@ def set_sat(c: F32, saturation: F32) -> F32:
     spread = high - low
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (c - low) * saturation / spread
-    return np.where(spread > 0, out, 0.0).astype(np.float32)
+    result: F32 = np.where(spread > 0, out, 0.0).astype(np.float32)
+    return result
 
 
 def hue(b: F32, s: F32) -> F32:
@@ -152,6 +157,7 @@ MODES: Mapping[str, Mode] = MappingProxyType({
 })
 
 
-def composite(b: F32, s: F32, alpha: F32 | float, mode: str) -> F32:
+def composite(b: F32, s: F32 | np.floating[Any], alpha: F32 | float, mode: str) -> F32:
     """Source-over with blending: ``(1 - a) x Cb + a x B(Cb, Cs)`` for an opaque backdrop."""
-    return (1 - alpha) * b + alpha * MODES[mode](b, s)
+    out: F32 = (1 - alpha) * b + alpha * MODES[mode](b, np.asarray(s, dtype=b.dtype))
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +50,7 @@ def brightness(amount: float) -> Step:
 
 
 def contrast(amount: float) -> Step:
-    """``contrast(k)``: ``C' = (C - 0.5) * k + 0.5``, i.e. slope k, intercept ``-(0.5 * k) + 0.5``."""
+    """``contrast(k)``: ``C' = (C - 0.5) * k + 0.5`` (slope k, intercept ``-(0.5 * k) + 0.5``)."""
     _non_negative("contrast", amount)
     return Step(f"contrast({amount:g})", scale=amount, offset=0.5 - 0.5 * amount)
 
@@ -121,6 +122,12 @@ def run_chain(image: F32, chain: tuple[Step, ...]) -> F32:
     for step in chain:
         image = step(image)
     return image
+
+
+def to_8bit(image: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint8]:
+    """Round [0, 1] values to 8 bits once, as browsers do at the end (exact .5 rounds up)."""
+    out: npt.NDArray[np.uint8] = np.clip(np.floor(image * 255 + 0.5), 0, 255).astype(np.uint8)
+    return out
 
 
 def _non_negative(name: str, amount: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -77,7 +78,7 @@ def stop_positions(stops: tuple[Stop, ...]) -> list[float]:
     raw[0] = 0.0 if raw[0] is None else raw[0]
     raw[-1] = 1.0 if raw[-1] is None else raw[-1]
     known = [i for i, p in enumerate(raw) if p is not None]
-    for left, right in zip(known, known[1:], strict=False):
+    for left, right in pairwise(known):
         start, end = raw[left], raw[right]
         assert start is not None and end is not None
         for i in range(left + 1, right):
@@ -93,7 +94,7 @@ def dither(width: int, height: int) -> F64:
     x = np.arange(width, dtype=np.int64)[None, :]
     y = np.arange(height, dtype=np.int64)[:, None] ^ x
     m = ((y & 1) << 5 | (x & 1) << 4 | (y & 2) << 2 | (x & 2) << 1 | (y & 4) >> 1 | (x & 4) >> 2)
-    out: F64 = m * (2 / 128) - 63 / 128
+    out: F64 = (m * (2 / 128) - 63 / 128).astype(np.float64)
     return out
 
 

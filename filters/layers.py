@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from filters import blend
+from filters.css import to_8bit
 from filters.gradient import RGBA, Gradient, rasterise
 
 U8 = npt.NDArray[np.uint8]
@@ -85,8 +86,7 @@ def _blend_float(image: U8, s: I32, sa: I32, overlay: Overlay) -> U8:
     with np.errstate(divide="ignore", invalid="ignore"):
         colour = np.where(sa > 0, s / np.maximum(sa, 1), 0.0).astype(np.float32)
     alpha = (sa / 255 * overlay.opacity).astype(np.float32)
-    out = blend.composite(backdrop, colour, alpha, overlay.mode)
-    return np.clip(np.floor(out * 255 + 0.5), 0, 255).astype(np.uint8)
+    return to_8bit(blend.composite(backdrop, colour, alpha, overlay.mode))
 
 
 def _div255(v: I32) -> I32:

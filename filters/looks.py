@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from filters.css import Step, brightness, contrast, grayscale, hue_rotate, saturate, sepia
-from filters.gradient import CLEAR, RGBA, Stop, linear_right, linear_down, radial
+from filters.gradient import CLEAR, RGBA, Stop, linear_down, linear_right, radial
 from filters.layers import Overlay
 
 

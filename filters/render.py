@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from filters.css import run_chain
+from filters.css import run_chain, to_8bit
 from filters.layers import paint
 from filters.looks import Recipe
 
@@ -19,5 +19,4 @@ def run(recipe: Recipe, image: U8) -> U8:
         layer = paint(layer, overlay)
     if not recipe.chain:
         return layer.copy() if layer is image else layer
-    out = run_chain(layer.astype(np.float32) / np.float32(255), recipe.chain)
-    return np.floor(out * 255 + 0.5).astype(np.uint8)
+    return to_8bit(run_chain(layer.astype(np.float32) / np.float32(255), recipe.chain))
