@@ -10,9 +10,10 @@ from pathlib import Path
 
 import filters
 from pipeline import ladders
-from pipeline.errors import TooLarge
+from pipeline.errors import ImageRejected, TooLarge
 from pipeline.jobs import Options, ingest
 from pipeline.metadata import MetadataStore, open_metadata
+from pipeline.preview import contact_sheet
 from pipeline.settings import Settings
 from pipeline.startup import configure
 from pipeline.storage import ObjectStore, open_store
@@ -53,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("photo_id", type=int, metavar="PHOTO_ID")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=_show)
+    looks = commands.add_parser("filters", help="list the looks")
+    looks.set_defaults(run=_filters)
+    preview = commands.add_parser("preview", help="a contact sheet of an image under every look")
+    preview.add_argument("image", type=Path, metavar="IMAGE")
+    preview.add_argument("--out", type=Path, required=True, metavar="SHEET.jpg")
+    preview.set_defaults(run=_preview)
     return parser
 
 
@@ -110,6 +117,25 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"photopipe: no photo {args.photo_id}", file=sys.stderr)
         return 1
     print(json.dumps(photo_json(row, renditions)) if args.json else photo_text(row, renditions))
+    return 0
+
+
+def _filters(args: argparse.Namespace, settings: Settings) -> int:
+    print("\n".join(filters.names()))
+    return 0
+
+
+def _preview(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        sheet = contact_sheet(args.image.read_bytes(), settings.limits)
+    except OSError as exc:
+        print(f"photopipe: cannot read {args.image}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ImageRejected as exc:
+        print(f"photopipe: {args.image}: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    args.out.write_bytes(sheet)
+    print(f"Contact sheet of {len(filters.names())} looks written to {args.out}")
     return 0
 
 

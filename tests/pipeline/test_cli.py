@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
+import filters
 from tests.helpers import PHOTOS
 
 GOOD = PHOTOS / "real" / "sony_dsc-hx5v_gps.jpg"
@@ -73,3 +75,31 @@ def test_unreadable_path_and_bad_options(tmp_path: Path) -> None:
     assert _run(tmp_path, "process", str(GOOD), "--strength", "2").returncode == 2
     unknown = _run(tmp_path, "process", str(GOOD), "--filter", "sparkle")
     assert unknown.returncode == 2 and "unknown filter 'sparkle'" in unknown.stderr
+
+
+def test_filters_lists_every_look(tmp_path: Path) -> None:
+    result = _run(tmp_path, "filters")
+    assert result.returncode == 0
+    assert result.stdout.split() == filters.names()
+
+
+def test_preview_writes_a_labelled_contact_sheet(tmp_path: Path) -> None:
+    out = tmp_path / "sheet.jpg"
+    result = _run(tmp_path, "preview", str(GOOD), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as sheet:
+        assert sheet.format == "JPEG" and sheet.width >= 6 * 200
+        cells = np.asarray(sheet.convert("RGB"), dtype=np.float32)
+    # Every look differs from its neighbour cell, so the sheet is not one picture repeated.
+    first, second = cells[:200, :200], cells[:200, 240:440]
+    assert np.abs(first - second).mean() > 2
+    bad = _run(tmp_path, "preview", str(BAD), "--out", str(tmp_path / "x.jpg"))
+    assert bad.returncode == 1 and "truncated" in bad.stderr
+
+
+def test_process_with_a_look_records_it(tmp_path: Path) -> None:
+    result = _run(tmp_path, "process", str(GOOD), "--filter", "1977", "--strength", "0.7",
+                  "--json")
+    photo_id = json.loads(result.stdout)["photo_id"]
+    shown = json.loads(_run(tmp_path, "show", str(photo_id), "--json").stdout)
+    assert (shown["filter"], shown["strength"]) == ("1977", 0.7)

@@ -191,3 +191,24 @@ def test_render_rejects_bad_arguments() -> None:
         pipeline.render(data, strength=1.5)
     with pytest.raises(ValueError, match=r"unknown filter .no-such-look"):
         pipeline.render(data, filter="no-such-look")
+
+
+def test_the_look_is_applied_once_on_the_largest_rendition(monkeypatch: pytest.MonkeyPatch) -> None:
+    import filters
+
+    seen: list[tuple[int, ...]] = []
+    real = filters.apply
+
+    def spy(image: np.ndarray, name: str, strength: float = 1.0) -> np.ndarray:
+        seen.append(image.shape)
+        return real(image, name, strength)
+
+    monkeypatch.setattr(filters, "apply", spy)
+    data = (PHOTOS / "real" / "apple_iphone4_phone_gps.jpg").read_bytes()
+    rendered = pipeline.render(data, filter="toaster", strength=0.8)
+    assert seen == [(807, 1080, 3)]
+    plain = pipeline.render(data)
+    # Smaller renditions cascade from the filtered picture: they carry the look too.
+    toasted, untouched = pixels(rendered.outputs["sq150.jpg"]), pixels(plain.outputs["sq150.jpg"])
+    assert np.abs(toasted - untouched).mean() > 10
+    assert (rendered.filter, rendered.strength) == ("toaster", 0.8)

@@ -1,0 +1,39 @@
+"""A labelled contact sheet of one picture under every look, for a person to compare."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+import filters
+from pipeline.decode import decode
+from pipeline.encode import encode
+from pipeline.renditions import resize
+from pipeline.settings import Encoding, Limits
+
+LABEL_HEIGHT = 22
+COLUMNS = 6
+
+
+def contact_sheet(data: bytes, limits: Limits, cell: int = 240) -> bytes:
+    """JPEG bytes of a grid: the upload (decoded safely) under every look, each labelled.
+
+    Raises:
+        ImageRejected: the upload is not a picture photopipe will render.
+    """
+    picture = decode(data, limits, need=(cell, cell)).image
+    scale = cell / max(picture.size)
+    thumb = resize(picture, (max(1, round(picture.width * scale)),
+                             max(1, round(picture.height * scale))))
+    pixels = np.asarray(thumb)
+    names = ["normal", *(n for n in filters.names() if n != "normal")]
+    rows = (len(names) + COLUMNS - 1) // COLUMNS
+    sheet = Image.new("RGB", (COLUMNS * cell, rows * (cell + LABEL_HEIGHT)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=15)
+    for index, name in enumerate(names):
+        left = (index % COLUMNS) * cell
+        top = (index // COLUMNS) * (cell + LABEL_HEIGHT)
+        sheet.paste(Image.fromarray(filters.apply(pixels, name)), (left, top))
+        draw.text((left + 4, top + cell + 3), name, fill="black", font=font)
+    return encode(sheet, "jpg", Encoding(jpeg_quality=90))
