@@ -53,6 +53,11 @@ def source8(overlay: Overlay, width: int, height: int) -> tuple[I32, I32]:
 def paint(image: U8, overlay: Overlay) -> U8:
     """Composite ``overlay`` onto the opaque 8-bit ``image``; return the new 8-bit layer."""
     s, sa = source8(overlay, image.shape[1], image.shape[0])
+    return paint_source(image, s, sa, overlay)
+
+
+def paint_source(image: U8, s: I32, sa: I32, overlay: Overlay) -> U8:
+    """Composite the 8-bit premultiplied source (s, sa), with ``overlay``'s mode and opacity."""
     if overlay.mode in INTEGER_MODES:
         if overlay.opacity < 1.0:
             op = int(np.floor(overlay.opacity * 255 + 0.5))

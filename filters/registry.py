@@ -8,8 +8,8 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
+from filters.compile import execute, plan_for
 from filters.looks import RECIPES, Recipe
-from filters.render import run
 
 Look = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
 
@@ -20,7 +20,7 @@ class UnknownFilter(ValueError):
 
 def _look(recipe: Recipe) -> Look:
     def look(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        return run(recipe, image)
+        return execute(plan_for(recipe, image.shape[1], image.shape[0]), image)
 
     return look
 
