@@ -5,7 +5,7 @@ STAMP     := $(VENV)/.photopipe-setup
 DEMO_DIR  ?= var/demo
 SAMPLES   := $(wildcard samples/*.jpg)
 
-.PHONY: setup demo test check lint typecheck clean
+.PHONY: setup demo test check lint typecheck clean bench bench-peers bench-looks
 
 $(STAMP): setup.cfg pyproject.toml scripts/setup-venv
 	bash scripts/setup-venv $(VENV)
@@ -27,5 +27,16 @@ typecheck: setup
 
 check: lint typecheck test
 
+bench-peers: .venv-peers/.setup
+
+.venv-peers/.setup: benchmarks/peers/setup-venv
+	bash benchmarks/peers/setup-venv .venv-peers
+	touch $@
+
+bench-looks: setup bench-peers
+	$(PY) -m benchmarks.looks
+
+bench: bench-looks
+
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-peers var .mypy_cache .ruff_cache .pytest_cache

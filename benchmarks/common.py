@@ -1,0 +1,72 @@
+"""What every benchmark needs: timing, the machine's description, and result files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
+
+
+def timed(function: Callable[[], object], repeats: int) -> list[float]:
+    """Seconds per call, ``repeats`` times, after one warm-up call."""
+    function()
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        runs.append(time.perf_counter() - started)
+    return runs
+
+
+def summary(runs: list[float]) -> dict[str, float]:
+    return {"median_ms": statistics.median(runs) * 1000, "best_ms": min(runs) * 1000}
+
+
+def machine() -> dict[str, Any]:
+    """The machine and library versions, recorded beside every result."""
+    cpu, flags = "unknown", []
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next(line.split(":", 1)[1].strip() for line in info.splitlines()
+                   if line.startswith("model name"))
+        line = next(line for line in info.splitlines() if line.startswith("flags"))
+        flags = sorted(set(line.split(":", 1)[1].split()) & {"sse4_2", "avx", "avx2", "avx512f",
+                                                             "avx512bw", "fma"})
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cpu_flags": flags, "cores": _cores(), "python": platform.python_version(),
+            "numpy": np.__version__, "pil": PIL.__version__, "platform": platform.platform()}
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def run_peer(script: str, *args: str) -> dict[str, Any]:
+    """Run a peer script in the peers' venv and return its JSON output."""
+    if not PEERS_PYTHON.exists():
+        raise SystemExit("the peers' venv is missing: run `make bench-peers` first")
+    out = subprocess.run([str(PEERS_PYTHON), str(ROOT / "benchmarks" / "peers" / script), *args],
+                         check=True, capture_output=True, text=True, timeout=3600).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def write(name: str, markdown: str, data: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(markdown)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")

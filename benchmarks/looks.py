@@ -1,0 +1,99 @@
+"""Every look on a 1080x1350 photo, side by side with pilgram 2.0.0 and the run's floor.
+
+    make bench-looks        (or: python -m benchmarks.looks [--repeats N])
+
+The floor is one per-channel lookup-table pass over the same picture in numpy: the least any
+colour look can cost. Writes benchmarks/results/looks.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+import filters
+from benchmarks.common import ROOT, machine, run_peer, summary, timed, write
+from pipeline.decode import decode
+from pipeline.settings import Limits
+
+SIZE = (1080, 1350)
+PHOTO = ROOT / "samples" / "canon_sx60hs_orientation6.jpg"
+TARGET_MEDIAN, TARGET_MIN = 10.0, 5.0
+
+
+def workload() -> npt.NDArray[np.uint8]:
+    """The sample photo, upright, scaled to 1080 wide and centre-cropped to 1080x1350 (4:5)."""
+    upright = decode(PHOTO.read_bytes(), Limits()).image
+    height = round(upright.height * SIZE[0] / upright.width)
+    scaled = upright.resize((SIZE[0], height), Image.Resampling.LANCZOS)
+    top = (height - SIZE[1]) // 2
+    return np.asarray(scaled.crop((0, top, SIZE[0], top + SIZE[1])))
+
+
+def floor_pass(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    table = np.arange(256, dtype=np.uint8)[::-1].copy()
+    return np.stack([np.take(table, image[..., c], mode="wrap") for c in range(3)], axis=-1)
+
+
+def measure(repeats: int) -> dict[str, Any]:
+    image = workload()
+    looks = [n for n in filters.names() if n != "normal"]
+    ours = {n: summary(timed(partial(filters.apply, image, n), repeats)) for n in looks}
+    floor = summary(timed(lambda: floor_pass(image), repeats))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "workload.png"
+        Image.fromarray(image).save(path)
+        peer = run_peer("pilgram_looks.py", str(path), str(repeats), *looks)
+    theirs = {n: summary(runs) for n, runs in peer["times"].items()}
+    return {"image": list(SIZE), "repeats": repeats, "floor": floor, "photopipe": ours,
+            "pilgram": theirs, "machine": machine(),
+            "peer_versions": {"pillow": peer["pillow"], "pilgram": peer["pilgram"]}}
+
+
+def table(data: dict[str, Any]) -> str:
+    floor = data["floor"]["median_ms"]
+    lines = [f"# Looks on a {data['image'][0]}x{data['image'][1]} photo "
+             f"(median of {data['repeats']} runs)", "",
+             f"Floor (one per-channel LUT pass in numpy): {floor:.2f} ms", "",
+             "| look | photopipe ms | pilgram ms | speed-up | photopipe / floor |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    ratios = []
+    for look, ours in data["photopipe"].items():
+        theirs = data["pilgram"][look]["median_ms"]
+        ratio = theirs / ours["median_ms"]
+        ratios.append(ratio)
+        lines.append(f"| {look} | {ours['median_ms']:.2f} | {theirs:.2f} | {ratio:.1f}x | "
+                     f"{ours['median_ms'] / floor:.1f}x |")
+    median, least = statistics.median(ratios), min(ratios)
+    lines += ["", f"Median speed-up {median:.1f}x (target {TARGET_MEDIAN:g}x: "
+              f"{'met' if median >= TARGET_MEDIAN else 'missed'}); smallest {least:.1f}x "
+              f"(target {TARGET_MIN:g}x: {'met' if least >= TARGET_MIN else 'missed'}).",
+              f"pilgram's median look costs {_median_ms(data['pilgram']) / floor:.1f} floors; "
+              f"photopipe's {_median_ms(data['photopipe']) / floor:.1f}.",
+              "", f"Machine: {data['machine']}", f"Peers: {data['peer_versions']}", ""]
+    return "\n".join(lines)
+
+
+def _median_ms(results: dict[str, dict[str, float]]) -> float:
+    return statistics.median(r["median_ms"] for r in results.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=15)
+    data = measure(parser.parse_args().repeats)
+    markdown = table(data)
+    write("looks", markdown, data)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
