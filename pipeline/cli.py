@@ -10,6 +10,7 @@ from pathlib import Path
 
 import filters
 from pipeline import ladders
+from pipeline.cli_service import add_commands
 from pipeline.errors import ImageRejected, TooLarge
 from pipeline.jobs import Options, ingest
 from pipeline.metadata import MetadataStore, open_metadata
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("image", type=Path, metavar="IMAGE")
     preview.add_argument("--out", type=Path, required=True, metavar="SHEET.jpg")
     preview.set_defaults(run=_preview)
+    add_commands(commands)
     return parser
 
 

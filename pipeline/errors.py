@@ -12,10 +12,13 @@
     │   │   ├── Truncated             code ``truncated``
     │   │   └── Corrupt               code ``corrupt``
     │   ├── ObjectNotFound        a key the job names is not in the object store
-    │   └── PhotoNotFound         a photo id the job names has no row
+    │   ├── StorageRejected       the object store refuses the request (credentials, bucket)
+    │   ├── PhotoNotFound         a photo id the job names has no row
+    │   └── TooManyAttempts       the job was tried more often than allowed (a backstop)
     └── TransientError            a dependency is down or slow: retry with backoff
         ├── StorageUnavailable
-        └── DatabaseUnavailable
+        ├── DatabaseUnavailable
+        └── BrokerUnavailable
 
 Library exceptions (Pillow's, boto3's, psycopg's) are translated into these at the edge with
 ``raise ... from exc``, so callers never need to know which library failed.
@@ -76,8 +79,18 @@ class ObjectNotFound(PermanentError):
     """The object store has nothing under the requested key."""
 
 
+class StorageRejected(PermanentError):
+    """The object store refused the request in a way retrying cannot fix (4xx but not found)."""
+
+
 class PhotoNotFound(PermanentError):
     """The metadata store has no photo with the requested id."""
+
+
+class TooManyAttempts(PermanentError):
+    """A photo's attempts count passed the limit: whatever keeps failing, stop trying."""
+
+    code = "too_many_attempts"
 
 
 class StorageUnavailable(TransientError):
@@ -86,3 +99,7 @@ class StorageUnavailable(TransientError):
 
 class DatabaseUnavailable(TransientError):
     """The metadata store could not be reached or the transaction must be retried."""
+
+
+class BrokerUnavailable(TransientError):
+    """The message broker could not be reached or did not confirm a publish."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pipeline.core import Rendered, render
 from pipeline.encode import CONTENT_TYPES
-from pipeline.errors import ImageRejected, PhotoNotFound
+from pipeline.errors import ImageRejected, ObjectNotFound, PhotoNotFound, TooManyAttempts
 from pipeline.metadata import MetadataStore, NewPhoto, PhotoRow, RenditionRow
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
@@ -58,12 +58,25 @@ def process(job: Job, store: ObjectStore, db: MetadataStore, settings: Settings)
 
     Returns the photo's row afterwards: ``ready``, or ``failed`` with its error code.
 
+    A missing original fails the photo (``missing_original``), and so does an attempts count
+    past ``settings.max_attempts`` (``too_many_attempts``): the backstop for a job that keeps
+    coming back.
+
     Raises:
-        PhotoNotFound, ObjectNotFound: the job names something that does not exist.
+        PhotoNotFound: the job names a photo that has no row.
         TransientError: storage or database trouble; the job may be retried as it is.
     """
     photo = db.start(job.photo_id)
-    data = store.get(photo.source_key)
+    if photo.attempts > settings.max_attempts:
+        error = TooManyAttempts(f"tried {photo.attempts - 1} times, the limit is "
+                                f"{settings.max_attempts}")
+        db.fail(photo.id, error.code, str(error))
+        return _reload(db, photo.id)
+    try:
+        data = store.get(photo.source_key)
+    except ObjectNotFound as exc:
+        db.fail(photo.id, "missing_original", str(exc))
+        return _reload(db, photo.id)
     return _complete(photo, data, store, db, settings, keep_original=False)
 
 

@@ -55,6 +55,8 @@ class Settings:
     database_url: str = f"sqlite:///{(DEFAULT_DATA_DIR / 'photopipe.db').resolve()}"
     broker_url: str | None = None
     s3_endpoint_url: str | None = None
+    max_attempts: int = 10
+    task_time_limit: int = 300
     limits: Limits = field(default_factory=Limits)
     encoding: Encoding = field(default_factory=Encoding)
 
@@ -78,6 +80,12 @@ class Settings:
             broker_url=env.get("PHOTOPIPE_BROKER_URL") or None,
             # S3-compatible endpoint (MinIO, Ceph); unset means AWS itself.
             s3_endpoint_url=env.get("PHOTOPIPE_S3_ENDPOINT_URL") or None,
+            # A photo tried this many times is failed for good (a backstop to the broker's
+            # delivery limit and the retry policy).
+            max_attempts=_int(env, "PHOTOPIPE_MAX_ATTEMPTS", 10),
+            # Seconds a worker may spend on one photo before it is killed; must stay below the
+            # broker's consumer timeout (RabbitMQ's default is 30 minutes).
+            task_time_limit=_int(env, "PHOTOPIPE_TASK_TIME_LIMIT", 300),
             limits=Limits(
                 # Largest width x height accepted, checked from the header before decoding.
                 max_pixels=_int(env, "PHOTOPIPE_MAX_PIXELS", defaults.max_pixels),

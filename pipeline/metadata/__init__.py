@@ -65,6 +65,12 @@ class PhotoRow:
 class MetadataStore(Protocol):
     """Where photo and rendition rows live."""
 
+    def upgrade(self) -> int:
+        """Bring the schema up to date; return its version."""
+
+    def allocate_id(self) -> int:
+        """A new, time-ordered 64-bit photo id (41 bits of ms, 13 of shard, 10 of sequence)."""
+
     def create(self, photo: NewPhoto) -> None:
         """Insert ``photo`` as ``queued``, or re-queue the existing row with these options."""
 
@@ -92,7 +98,8 @@ class MetadataStore(Protocol):
 
 
 def open_metadata(settings: Settings) -> MetadataStore:
-    """The metadata store ``settings.database_url`` names (``sqlite:///path``).
+    """The metadata store ``settings.database_url`` names (``sqlite:///path`` or
+    ``postgresql://...``).
 
     Raises:
         ValueError: the URL's scheme is not one photopipe knows.
@@ -102,4 +109,8 @@ def open_metadata(settings: Settings) -> MetadataStore:
         from pipeline.metadata.sqlite import SqliteMetadata
 
         return SqliteMetadata(url.path or ":memory:")
+    if url.scheme in ("postgresql", "postgres"):
+        from pipeline.metadata.postgres import PostgresMetadata
+
+        return PostgresMetadata(settings.database_url)
     raise ValueError(f"unsupported PHOTOPIPE_DATABASE_URL scheme {url.scheme!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,7 +50,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (photo_id, name, format)
     );
     """,
+    "CREATE TABLE photo_id_seq (n INTEGER PRIMARY KEY AUTOINCREMENT)",
 )
+EPOCH_MS = 1735689600000  # 2025-01-01T00:00:00Z, as in the PostgreSQL function
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
 
@@ -74,6 +77,14 @@ class SqliteMetadata:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
         return len(MIGRATIONS)
+
+    def allocate_id(self, shard_id: int = 0) -> int:
+        """Instagram's id scheme, as ``next_photo_id()`` computes it in PostgreSQL."""
+        with self._transaction() as db:
+            seq = db.execute("INSERT INTO photo_id_seq DEFAULT VALUES").lastrowid or 0
+            db.execute("DELETE FROM photo_id_seq WHERE n < ?", (seq,))
+        now_ms = time.time_ns() // 1_000_000
+        return ((now_ms - EPOCH_MS) << 23) | (shard_id << 10) | (seq % 1024)
 
     def create(self, photo: NewPhoto) -> None:
         with self._transaction() as db:

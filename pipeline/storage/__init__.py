@@ -45,7 +45,8 @@ def check_key(key: str) -> str:
 
 
 def open_store(settings: Settings) -> ObjectStore:
-    """The object store ``settings.storage_url`` names: ``file:///dir`` or ``memory://``.
+    """The object store ``settings.storage_url`` names: ``file:///dir``, ``s3://bucket/prefix``
+    (with ``settings.s3_endpoint_url``) or ``memory://``.
 
     Raises:
         ValueError: the URL's scheme is not one photopipe knows.
@@ -55,6 +56,10 @@ def open_store(settings: Settings) -> ObjectStore:
         from pipeline.storage.local import LocalStore
 
         return LocalStore(url.path)
+    if url.scheme == "s3":
+        from pipeline.storage.s3 import S3Store, client
+
+        return S3Store(client(settings.s3_endpoint_url), url.netloc, url.path)
     if url.scheme == "memory":
         from pipeline.storage.memory import MemoryStore
 

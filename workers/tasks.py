@@ -1,0 +1,49 @@
+"""Thin Celery tasks: take a photo id, call :func:`pipeline.jobs.process`, let errors decide.
+
+Transient errors (storage, database) retry with exponential backoff and jitter; permanent ones
+were already recorded on the photo row by the pipeline, or concern a photo that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Task
+
+from pipeline.errors import PermanentError, TransientError
+from pipeline.jobs import Job, process
+from pipeline.metadata import MetadataStore, open_metadata
+from pipeline.settings import Settings
+from pipeline.startup import configure
+from pipeline.storage import ObjectStore, open_store
+from workers.app import TASK, make_app
+
+log = logging.getLogger(__name__)
+app = make_app(Settings.from_env())
+_context: dict[int, tuple[ObjectStore, MetadataStore, Settings]] = {}
+
+
+def context() -> tuple[ObjectStore, MetadataStore, Settings]:
+    """This process's store, database connection and settings, made after the fork."""
+    pid = os.getpid()
+    if pid not in _context:
+        settings = Settings.from_env()
+        configure(settings)
+        _context.clear()
+        _context[pid] = (open_store(settings), open_metadata(settings), settings)
+    return _context[pid]
+
+
+@app.task(name=TASK, bind=True, autoretry_for=(TransientError,), retry_backoff=2,
+          retry_backoff_max=300, retry_jitter=True, max_retries=None)
+def process_photo(self: Task, photo_id: int) -> str:  # type: ignore[type-arg]
+    """Render photo ``photo_id``; return its final status."""
+    store, db, settings = context()
+    try:
+        row = process(Job(photo_id), store, db, settings)
+    except PermanentError as exc:
+        log.error("photo %s: %s: %s", photo_id, type(exc).__name__, exc)
+        return "failed"
+    log.info("photo %s: %s (attempt %s)", photo_id, row.status, row.attempts)
+    return row.status
