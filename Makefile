@@ -5,7 +5,7 @@ STAMP     := $(VENV)/.photopipe-setup
 DEMO_DIR  ?= var/demo
 SAMPLES   := $(wildcard samples/*.jpg)
 
-.PHONY: setup demo test check lint typecheck clean bench bench-peers bench-looks
+.PHONY: services setup demo test check lint typecheck clean bench bench-peers bench-looks
 
 $(STAMP): setup.cfg pyproject.toml scripts/setup-venv
 	bash scripts/setup-venv $(VENV)
@@ -16,7 +16,7 @@ setup: $(STAMP)
 demo: setup
 	PHOTOPIPE_DATA_DIR=$(DEMO_DIR) $(PY) -m pipeline.cli process $(SAMPLES)
 
-test: setup
+test: setup services
 	$(PY) -m pytest
 
 lint: setup
@@ -40,3 +40,6 @@ bench: bench-looks
 
 clean:
 	rm -rf $(VENV) .venv-peers var .mypy_cache .ruff_cache .pytest_cache
+
+services:
+	bash scripts/services-up

@@ -10,6 +10,7 @@ import pytest
 from pipeline.metadata.sqlite import SqliteMetadata
 from pipeline.settings import Settings
 from pipeline.storage.memory import MemoryStore
+from tests import services
 
 
 @pytest.fixture
@@ -29,3 +30,27 @@ def sqlite_db(tmp_path: Path) -> Iterator[SqliteMetadata]:
     db = SqliteMetadata(str(tmp_path / "meta.db"))
     yield db
     db.close()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[services.S3Server]:
+    """moto's S3 server over HTTP on loopback."""
+    yield from services.moto_server()
+
+
+@pytest.fixture(scope="session")
+def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.S3Server]:
+    """Ceph's RADOS gateway: a production S3 that checks signatures and checksums."""
+    yield from services.ceph_gateway(tmp_path_factory.mktemp("ceph"))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL on a schema of this test's own."""
+    yield from services.postgres_schema()
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """An AMQP URL on a RabbitMQ vhost of this test's own."""
+    yield from services.rabbit_vhost()

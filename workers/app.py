@@ -99,5 +99,8 @@ def queue_depth(app: Celery, name: str = QUEUE) -> int:
     """Messages waiting in ``name`` (not counting those being processed)."""
     with app.connection_for_read() as connection:
         channel: Any = connection.default_channel
-        ok = channel.queue_declare(name, passive=True)
-        return int(ok.message_count)
+        if not is_amqp(app.conf.broker_url):
+            # kombu's virtual transports (Redis) have no passive declare for an empty queue;
+            # their channels count a queue's messages (priority sub-queues included) directly.
+            return int(channel._size(name))
+        return int(channel.queue_declare(name, passive=True).message_count)

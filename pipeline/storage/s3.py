@@ -29,8 +29,12 @@ _TRANSIENT = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable",
               "RequestTimeout", "RequestTimeTooSkewed", "Throttling", "ThrottlingException"}
 
 
-def client(endpoint_url: str | None = None) -> S3Client:
-    """A boto3 S3 client with photopipe's retry and timeout policy."""
+def client(endpoint_url: str | None = None, access_key: str | None = None,
+           secret_key: str | None = None) -> S3Client:
+    """A boto3 S3 client with photopipe's retry and timeout policy.
+
+    Credentials default to the standard AWS chain (environment, config files, instance role).
+    """
     config = Config(
         retries={"mode": "standard", "max_attempts": 5},
         connect_timeout=5, read_timeout=30,
@@ -39,7 +43,9 @@ def client(endpoint_url: str | None = None) -> S3Client:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+    return boto3.client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key,
+                        aws_secret_access_key=secret_key, config=config,
+                        region_name=None if endpoint_url is None else "us-east-1")
 
 
 class S3Store:

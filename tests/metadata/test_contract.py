@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from pipeline.decode import SourceInfo
-from pipeline.errors import PhotoNotFound
+from pipeline.errors import DatabaseUnavailable, PhotoNotFound
 from pipeline.metadata import MetadataStore, NewPhoto, RenditionRow, open_metadata
-from pipeline.metadata.sqlite import SqliteMetadata
+from pipeline.metadata.postgres import PostgresMetadata
+from pipeline.metadata.sqlite import EPOCH_MS, SqliteMetadata
 from pipeline.settings import Settings
+from tests import services
 
 SOURCE = SourceInfo("JPEG", 4032, 3024, 2_000_000, 1, 6)
 ROWS = [RenditionRow("w1080", "jpg", "photos/7/w1080.jpg", 1080, 1440, 200_000),
@@ -19,9 +23,14 @@ ROWS = [RenditionRow("w1080", "jpg", "photos/7/w1080.jpg", 1080, 1440, 200_000),
         RenditionRow("sq150", "jpg", "photos/7/sq150.jpg", 150, 150, 9_000)]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetadataStore]:
-    store = SqliteMetadata(str(tmp_path / "meta.db"))
+    store: MetadataStore
+    if request.param == "sqlite":
+        store = SqliteMetadata(str(tmp_path / "meta.db"))
+    else:
+        store = PostgresMetadata(request.getfixturevalue("postgres_url"))
+        store.upgrade()
     yield store
     store.close()
 
@@ -94,5 +103,54 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 1 and again.get(1) is not None
+    assert again.upgrade() == 2 and again.get(1) is not None
     again.close()
+
+
+def test_ids_follow_the_instagram_layout_and_sort_by_time(db: MetadataStore) -> None:
+    before = int(time.time() * 1000) - EPOCH_MS
+    ids = [db.allocate_id() for _ in range(50)]
+    after = int(time.time() * 1000) - EPOCH_MS
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    for photo_id in ids:
+        assert 0 < photo_id < 2**63
+        assert before - 5 <= photo_id >> 23 <= after + 5  # 41 bits of milliseconds
+        assert (photo_id >> 10) & 0x1FFF == 0  # logical shard 0
+    sequences = [i & 0x3FF for i in ids]  # 10 bits of a per-shard sequence
+    assert len(set(sequences)) == 50
+
+
+def test_upgrade_is_idempotent(db: MetadataStore) -> None:
+    version = db.upgrade()
+    assert db.upgrade() == version >= 1
+
+
+def test_postgres_column_default_is_the_id_function(postgres_url: str) -> None:
+    store = PostgresMetadata(postgres_url)
+    store.upgrade()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        row = conn.execute("INSERT INTO photos (status, source_key, ladder, strength) "
+                           "VALUES ('queued', 'k', 'default', 1) RETURNING id").fetchone()
+        shard = conn.execute("SELECT next_photo_id(4095)").fetchone()
+    assert row is not None and row[0] >> 23 > 0
+    assert shard is not None and (shard[0] >> 10) & 0x1FFF == 4095
+    store.close()
+
+
+def test_postgres_outage_is_transient_and_reconnects(postgres_url: str) -> None:
+    store = PostgresMetadata(postgres_url)
+    store.upgrade()
+    store.create(NewPhoto(1, "originals/1"))
+    with psycopg.connect(services.POSTGRES, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE pid <> pg_backend_pid() AND datname = 'test' "
+                      "AND application_name = ''")
+    with pytest.raises(DatabaseUnavailable):
+        store.get(1)
+    row = store.get(1)  # the next call opens a new connection
+    assert row is not None and row.status == "queued"
+    store.close()
+    unreachable = PostgresMetadata(f"postgresql://postgres@127.0.0.1:{services.free_port()}/x",
+                                   connect_timeout=2)
+    with pytest.raises(DatabaseUnavailable):
+        unreachable.counts()

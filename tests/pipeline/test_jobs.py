@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ObjectNotFound, PhotoNotFound
+from pipeline.errors import PhotoNotFound
 from pipeline.jobs import Job, Options, content_id, ingest, original_key, process
 from pipeline.metadata import NewPhoto
 from pipeline.metadata.sqlite import SqliteMetadata
@@ -72,13 +72,25 @@ def test_process_renders_a_queued_photo_from_its_stored_original(
         "photos/1234/sq612.jpg", "photos/1234/sq306.jpg", "photos/1234/sq150.jpg"]
 
 
-def test_process_of_missing_things_is_a_permanent_error(
+def test_process_of_missing_things(
         memory_store: MemoryStore, sqlite_db: SqliteMetadata, settings: Settings) -> None:
     with pytest.raises(PhotoNotFound):
         process(Job(1), memory_store, sqlite_db, settings)
     sqlite_db.create(NewPhoto(2, "uploads/missing"))
-    with pytest.raises(ObjectNotFound):
-        process(Job(2), memory_store, sqlite_db, settings)
+    row = process(Job(2), memory_store, sqlite_db, settings)
+    assert row.status == "failed" and row.error_code == "missing_original"
+
+
+def test_attempts_past_the_limit_fail_the_photo_without_rendering(
+        memory_store: MemoryStore, sqlite_db: SqliteMetadata) -> None:
+    settings = Settings(max_attempts=2)
+    memory_store.put("uploads/a", PHOTO.read_bytes(), "image/jpeg")
+    sqlite_db.create(NewPhoto(3, "uploads/a"))
+    sqlite_db.start(3)
+    sqlite_db.start(3)  # two attempts died before they could record anything
+    row = process(Job(3), memory_store, sqlite_db, settings)
+    assert (row.status, row.error_code, row.attempts) == ("failed", "too_many_attempts", 3)
+    assert list(memory_store.list("photos/")) == []
 
 
 def test_ingest_writes_files_to_the_local_directory(tmp_path: Path, settings: Settings) -> None:

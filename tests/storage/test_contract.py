@@ -7,19 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ObjectNotFound
+from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore, open_store
 from pipeline.storage.local import LocalStore
 from pipeline.storage.memory import MemoryStore
+from pipeline.storage.s3 import RENDITION_CACHE_CONTROL, S3Store, client
+from tests.services import S3Server, free_port
 
 
-@pytest.fixture(params=["memory", "local"])
+@pytest.fixture(params=["memory", "local", "s3-moto", "s3-ceph"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     if request.param == "memory":
         yield MemoryStore()
-    else:
+    elif request.param == "local":
         yield LocalStore(tmp_path / "objects")
+    else:
+        server: S3Server = request.getfixturevalue(request.param.removeprefix("s3-"))
+        yield server.store()
 
 
 def test_put_then_get_round_trips_bytes(store: ObjectStore) -> None:
@@ -74,3 +79,29 @@ def test_open_store_by_url(tmp_path: Path) -> None:
     assert isinstance(open_store(Settings(storage_url="memory://")), MemoryStore)
     with pytest.raises(ValueError, match="ftp"):
         open_store(Settings(storage_url="ftp://x/y"))
+
+
+@pytest.mark.parametrize("server_name", ["moto", "ceph"])
+def test_s3_sets_content_type_and_cache_headers(server_name: str,
+                                                request: pytest.FixtureRequest) -> None:
+    store = request.getfixturevalue(server_name).store()
+    store.put("photos/1/w1080.webp", b"RIFF....WEBP", "image/webp")
+    store.put("originals/1", b"raw upload", "application/octet-stream")
+    head = store.head("photos/1/w1080.webp")
+    assert head["ContentType"] == "image/webp"
+    assert head["CacheControl"] == RENDITION_CACHE_CONTROL
+    assert "CacheControl" not in store.head("originals/1")
+    assert store.s3.get_object(Bucket=store.bucket, Key="pp/originals/1")["Body"].read() == (
+        b"raw upload")  # the prefix is part of the real key
+
+
+def test_s3_errors_are_translated(moto: S3Server, ceph: S3Server) -> None:
+    missing_bucket = S3Store(client(moto.endpoint, moto.access_key, moto.secret_key), "nope")
+    with pytest.raises(StorageRejected):
+        missing_bucket.put("k", b"x", "text/plain")
+    bad_secret = S3Store(client(ceph.endpoint, ceph.access_key, "wrong"), "any")
+    with pytest.raises(StorageRejected, match=r"SignatureDoesNotMatch|AccessDenied"):
+        bad_secret.put("k", b"x", "text/plain")
+    closed = S3Store(client(f"http://127.0.0.1:{free_port()}", "a", "b"), "x")
+    with pytest.raises(StorageUnavailable):
+        closed.get("k")

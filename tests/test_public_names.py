@@ -1,0 +1,24 @@
+"""The public names users build on: changing them is a breaking change."""
+
+from __future__ import annotations
+
+import inspect
+
+import filters
+import pipeline
+
+
+def test_pipeline_exports() -> None:
+    assert set(pipeline.__all__) == {"ImageRejected", "Output", "PermanentError",
+                                     "PhotopipeError", "Rendered", "Settings", "TransientError",
+                                     "render"}
+    parameters = inspect.signature(pipeline.render).parameters
+    assert list(parameters)[:5] == ["data", "filter", "strength", "ladder", "limits"]
+    assert parameters["filter"].default is None and parameters["strength"].default == 1.0
+    assert parameters["ladder"].default == "default"
+    assert parameters["filter"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_filters_exports() -> None:
+    assert set(filters.__all__) == {"Look", "UnknownFilter", "apply", "get", "names"}
+    assert list(inspect.signature(filters.apply).parameters) == ["image", "name", "strength"]
