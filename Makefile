@@ -36,7 +36,9 @@ bench-peers: .venv-peers/.setup
 bench-looks: setup bench-peers
 	$(PY) -m benchmarks.looks
 
-bench: bench-looks
+bench: setup bench-peers services
+	$(PY) -m benchmarks.looks
+	$(PY) -m benchmarks.pipeline
 
 clean:
 	rm -rf $(VENV) .venv-peers var .mypy_cache .ruff_cache .pytest_cache

@@ -83,7 +83,7 @@ def plan_for(recipe: Recipe, width: int, height: int) -> Plan:
     return Plan(flat_first, states, table.copy(order="C"), tail)
 
 
-BAND_PIXELS = 1 << 15  # rows per band chosen so a band's float planes stay in L2 cache
+BAND_PIXELS = 1 << 17  # pixels per band: measured best here (its float planes stay in L2)
 
 
 def execute(plan: Plan, image: U8) -> U8:
@@ -92,7 +92,7 @@ def execute(plan: Plan, image: U8) -> U8:
     The picture is processed in bands of rows, so that the chain's intermediate planes stay in
     cache instead of streaming through memory once per operation.
     """
-    out = np.empty_like(image)
+    out = np.empty(image.shape, dtype=np.uint8)  # C order even when image is a view
     rows = max(1, BAND_PIXELS // image.shape[1])
     for top in range(0, image.shape[0], rows):
         band = slice(top, top + rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,9 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.tasks import app
 
     declare_topology(app)
+    # One node name per process: two workers on a host must not share a remote-control queue.
     argv = ["worker", "--loglevel=INFO", "-Q", QUEUE, "--without-gossip", "--without-mingle",
-            "--without-heartbeat"]
+            "--without-heartbeat", f"--hostname=photopipe-{os.getpid()}@%h"]
     if args.concurrency:
         argv.append(f"--concurrency={args.concurrency}")
     app.worker_main(argv)

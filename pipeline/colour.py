@@ -9,6 +9,7 @@ and the looks are defined over opaque pictures.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -22,16 +23,21 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 _PROFILE_SPACE = {"RGB": "RGB ", "CMYK": "CMYK"}
 
 
-def to_srgb(image: Image.Image) -> Image.Image:
-    """Return ``image`` as an 8-bit RGB sRGB picture whose ``info`` is empty."""
+def to_srgb(image: Image.Image,
+            resize: Callable[[Image.Image], Image.Image] | None = None) -> Image.Image:
+    """Return ``image`` as an 8-bit RGB sRGB picture whose ``info`` is empty.
+
+    ``resize``, when given, runs after the mode conversion and before the (per-pixel) profile
+    transform, so that transform only sees the resized picture, as thumbnailers do. ``image`` is
+    consumed: its ``info`` may be cleared in place.
+    """
     icc = image.info.get("icc_profile") or None
+    resize = resize or (lambda picture: picture)
     if image.mode == "CMYK":
-        out = _apply_profile(image, icc) or image.convert("RGB")
+        out = resize(_apply_profile(image, icc) or image.convert("RGB"))
     else:
-        rgb = _flatten(_eight_bit(image))
+        rgb = resize(_flatten(_eight_bit(image)))
         out = _apply_profile(rgb, icc) or rgb
-    if out is image:
-        out = image.copy()
     out.info = {}
     return out
 

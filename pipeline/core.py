@@ -12,9 +12,9 @@ from PIL import Image
 
 import filters
 from pipeline import ladders
-from pipeline.decode import SourceInfo, decode
+from pipeline.decode import SourceInfo, decode, orient_array
 from pipeline.encode import encode
-from pipeline.renditions import render_ladder, resize
+from pipeline.renditions import render_ladder
 from pipeline.settings import Encoding, Limits
 
 
@@ -72,10 +72,13 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
         filters.get(filter)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, not {strength}")
-    decoded = decode(data, limits or Limits(), need=ladders.need(spec))
-    working = resize(decoded.image, ladders.working_size(*decoded.image.size, spec))
-    if filter is not None:
-        working = Image.fromarray(filters.apply(np.asarray(working), filter, strength))
+    decoded = decode(data, limits or Limits(), need=ladders.need(spec),
+                     fit=lambda width, height: ladders.working_size(width, height, spec),
+                     upright=filter is None)
+    working = decoded.image
+    if filter is not None:  # the look reads the stored pixels upright, through a view
+        pixels = orient_array(np.asarray(working), decoded.source.orientation)
+        working = Image.fromarray(filters.apply(pixels, filter, strength))
     files = tuple(
         Output(r.name, fmt, *image.size, encode(image, fmt, encoding or Encoding()))
         for r, image in render_ladder(working, spec)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from pipeline import errors
@@ -86,7 +88,9 @@ def sniff(data: bytes) -> str:
     raise errors.UnsupportedFormat("not a JPEG, PNG, GIF or WebP file")
 
 
-def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0)) -> Decoded:
+def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
+           fit: Callable[[int, int], tuple[int, int]] | None = None,
+           upright: bool = True) -> Decoded:
     """Decode the first picture in ``data`` safely.
 
     Args:
@@ -94,6 +98,11 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0)) -> Decod
         limits: what the upload may declare.
         need: the smallest upright (width, height) the caller will resample from; JPEGs are
             decoded at the smallest DCT scale that still covers it. (0, 0) decodes at full size.
+        fit: given the upright size of the decoded pixels, the upright size to resample them to.
+            Resampling happens before the profile transform and the orientation, so both only
+            touch the smaller picture. None keeps the decoded size.
+        upright: apply the orientation to the pixels; False leaves that to the caller (who can
+            do it for free as a numpy view) and returns the picture in its stored axes.
 
     Raises:
         ImageRejected: one of its subclasses, with a one-line message.
@@ -107,11 +116,22 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0)) -> Decod
         orientation = read_orientation(image)
         declared = image.size
         if image.format in ("JPEG", "MPO") and min(need) > 0:
-            image.draft(image.mode, _stored_box(need, orientation))
+            image.draft(image.mode, _swap_axes(need, orientation))
         image.load()
         source = SourceInfo(image.format or family, *declared, len(data), frames, orientation)
-        upright = to_srgb(image)
-    return Decoded(orient(upright, orientation), source)
+        srgb = to_srgb(image, None if fit is None else _resizer(fit, orientation))
+    return Decoded(orient(srgb, orientation) if upright else srgb, source)
+
+
+def _resizer(fit: Callable[[int, int], tuple[int, int]],
+             orientation: int) -> Callable[[Image.Image], Image.Image]:
+    """Resample a picture in its stored orientation to the upright size ``fit`` asks for."""
+    def resize(image: Image.Image) -> Image.Image:
+        width, height = _swap_axes(image.size, orientation)
+        target = _swap_axes(fit(width, height), orientation)
+        return image if image.size == target else image.resize(target, Image.Resampling.LANCZOS)
+
+    return resize
 
 
 def read_orientation(image: Image.Image) -> int:
@@ -134,6 +154,17 @@ def orient(image: Image.Image, orientation: int) -> Image.Image:
     return image if method is None else image.transpose(method)
 
 
+def orient_array(pixels: npt.NDArray[np.uint8], orientation: int) -> npt.NDArray[np.uint8]:
+    """:func:`orient` for an (H, W, C) array, as a view: no pixel is copied."""
+    if orientation in (5, 6, 7, 8):
+        pixels = pixels.transpose(1, 0, 2)
+    if orientation in (2, 3, 6, 7):
+        pixels = pixels[:, ::-1]
+    if orientation in (3, 4, 7, 8):
+        pixels = pixels[::-1]
+    return pixels
+
+
 def _check_declared(image: Image.Image, limits: Limits) -> int:
     """Check the header's size and frame count against ``limits``; return the frame count."""
     width, height = image.size
@@ -150,9 +181,9 @@ def _check_declared(image: Image.Image, limits: Limits) -> int:
     return frames
 
 
-def _stored_box(need: tuple[int, int], orientation: int) -> tuple[int, int]:
-    """``need`` (upright) in the file's stored axes: orientations 5-8 swap them."""
-    width, height = max(need[0], 1), max(need[1], 1)
+def _swap_axes(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """A size in the other frame (stored <-> upright): orientations 5-8 swap the axes."""
+    width, height = max(size[0], 1), max(size[1], 1)
     return (height, width) if orientation >= 5 else (width, height)
 
 

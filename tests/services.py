@@ -71,6 +71,7 @@ class S3Server:
     endpoint: str
     access_key: str
     secret_key: str
+    pid: int | None = None  # the server process, when the tests started it
 
     def store(self, bucket: str | None = None, prefix: str = "pp") -> S3Store:
         """A store on a new bucket of this server."""
@@ -92,7 +93,7 @@ def moto_server() -> Iterator[S3Server]:
                                 str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
-        yield S3Server(f"http://127.0.0.1:{port}", "testing", "testing")
+        yield S3Server(f"http://127.0.0.1:{port}", "testing", "testing", process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -81,7 +81,6 @@ def make_app(settings: Settings) -> Celery:
                                   else {"visibility_timeout": 2 * settings.task_time_limit}),
         task_publish_retry_policy={"max_retries": 5, "interval_start": 0.2,
                                    "interval_step": 0.5, "interval_max": 3},
-        worker_hijack_root_logger=False,
     )
     return app
 

@@ -67,6 +67,8 @@ def test_200_photos_by_two_workers_every_row_has_its_object(deployment: Deployme
     assert sorted(deployment.store.list("photos/")) == keys  # every object has its row, and back
     assert len(list(deployment.store.list("originals/"))) == 200
     assert {deployment.db.get(i).attempts for i in ids} == {1}  # type: ignore[union-attr]
+    for log in ("worker-0.log", "worker-1.log"):  # both workers took a share of the work
+        assert (tmp_path / log).read_text().count(": ready (attempt 1)") >= 20, log
 
 
 def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(

@@ -1,0 +1,100 @@
+"""Turn a benchmark run into the markdown table and the chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGETS = {"fastest": 1.3, "naive": 3.5, "floor": 1.15, "rss_mb": 120.0, "two_cores": 1.8,
+           "queue": 0.85}
+
+
+def verdicts(results: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
+    """(what, measured, target, met) for every target of the issue."""
+    single = results["single_core"]
+    ours = single["photopipe"]["median_images_per_s"]
+    fastest = max(single[n]["median_images_per_s"] for n in ("pyvips", "naive"))
+    floor_ms = 1000 * sum(single["floor"]["stages"].values())
+    ours_ms = single["photopipe"]["cpu_ms_per_image"]
+    two = results["two_cores"]["images_per_s"] / ours
+    queue = results["queue"]["photos_per_s"] / results["two_cores"]["images_per_s"]
+    rss = max(single["photopipe"]["peak_rss_mb"], results["two_cores"]["peak_rss_mb"])
+    rows = [("photopipe / fastest contender", ours / fastest, f">= {TARGETS['fastest']}x"),
+            ("photopipe / naive", ours / single["naive"]["median_images_per_s"],
+             f">= {TARGETS['naive']}x"),
+            ("photopipe time / floor sum", ours_ms / floor_ms, f"<= {TARGETS['floor']}x"),
+            ("peak RSS per worker process, MB", rss, f"< {TARGETS['rss_mb']:g}"),
+            ("two processes / one", two, f">= {TARGETS['two_cores']}x"),
+            ("through the queue / in-process (two cores)", queue, f">= {TARGETS['queue']}x")]
+    limits = [TARGETS["fastest"], TARGETS["naive"], TARGETS["floor"], TARGETS["rss_mb"],
+              TARGETS["two_cores"], TARGETS["queue"]]
+    met = [rows[0][1] >= limits[0], rows[1][1] >= limits[1], rows[2][1] <= limits[2],
+           rows[3][1] < limits[3], rows[4][1] >= limits[4], rows[5][1] >= limits[5]]
+    return [(w, v, t, m) for (w, v, t), m in zip(rows, met, strict=True)]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    single = results["single_core"]
+    lines = [f"# photopipe end to end ({results['runs']} runs each)", "",
+             f"Workload: {results['workload']['size']}, sha256 "
+             f"`{results['workload']['sha256']}`; every image gets the `default` ladder "
+             "(w1080 JPEG + WebP, w640, w320, sq150) and the clarendon look.", "",
+             "## One core", "",
+             "| contender | images/s (median) | images/s (best) | CPU ms/image | peak RSS MB |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name in ("photopipe", "pyvips", "naive"):
+        r = single[name]
+        lines.append(f"| {name} | {r['median_images_per_s']:.2f} | {r['best_images_per_s']:.2f}"
+                     f" | {r['cpu_ms_per_image']:.1f} | {r['peak_rss_mb']:.0f} |")
+    floor = single["floor"]["stages"]
+    lines += ["", "## Where photopipe's time goes (CPU ms per image)", "",
+              "| stage | photopipe | floor |", "| --- | ---: | ---: |"]
+    for stage, seconds in single["stages"]["stages"].items():
+        lines.append(f"| {stage} | {1000 * seconds:.1f} | |")
+    for stage, seconds in floor.items():
+        lines.append(f"| floor: {stage} | | {1000 * seconds:.1f} |")
+    lines.append(f"| total | {single['photopipe']['cpu_ms_per_image']:.1f} | "
+                 f"{1000 * sum(floor.values()):.1f} |")
+    if "corpus" in results:
+        corpus = results["corpus"]
+        lines += ["", f"## The {results['workload']['corpus_files']} real photos of "
+                  "shared/photos/real (one core, images/s)", "",
+                  " | ".join(f"{n} {corpus[n]['median_images_per_s']:.1f}"
+                             for n in ("photopipe", "pyvips", "naive"))]
+    lines += ["", "## Two cores and the queue", "",
+              f"Two processes: {results['two_cores']['images_per_s']:.2f} images/s; through "
+              f"RabbitMQ + two workers + PostgreSQL + S3 (moto): "
+              f"{results['queue']['photos_per_s']:.2f} photos/s "
+              f"({results['queue']['photos']} photos).", "",
+              f"Per photo on the queue path: one job takes {results['queue']['job_ms']:.0f} ms "
+              f"in-process, of which render() {results['queue']['render_ms']:.0f} ms and S3 + "
+              f"PostgreSQL {results['queue']['storage_and_database_ms']:.0f} ms; the S3 server "
+              f"(moto, Python, on the same two cores) burns "
+              f"{results['queue']['s3_server_cpu_ms_per_photo']:.0f} ms of CPU per photo.", "",
+              "## Targets", "", "| what | measured | target | |", "| --- | ---: | --- | --- |"]
+    for what, value, target, met in verdicts(results):
+        lines.append(f"| {what} | {value:.2f} | {target} | {'met' if met else 'MISSED'} |")
+    lines += ["", f"Machine: {results['machine']}", "",
+              f"Versions: pyvips {single['pyvips'].get('versions')}, "
+              f"naive {single['naive'].get('versions')}", ""]
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    single = results["single_core"]
+    names = ["photopipe", "pyvips", "naive"]
+    values = [single[n]["median_images_per_s"] for n in names]
+    floor_rate = 1 / sum(single["floor"]["stages"].values())
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    axis.barh([*names, "floor"], [*values, floor_rate], color=["#2b6", "#68c", "#c86", "#aaa"])
+    axis.set_xlabel("images per second, one core (12 MP upload, default ladder + clarendon)")
+    for index, value in enumerate([*values, floor_rate]):
+        axis.text(value, index, f" {value:.2f}", va="center")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
