@@ -34,6 +34,30 @@ def summary(runs: list[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(runs) * 1000, "best_ms": min(runs) * 1000}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM): unlike ru_maxrss it starts afresh at exec, so
+    a parent's peak never shows up in the child's figure."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def process_group_peak_rss_mb(pgid: int) -> float:
+    """The largest VmHWM among the live processes of a process group (a worker and its pool)."""
+    peak = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
+        peak = max(peak, int(line.split()[1]) / 1024)
+    return peak
+
+
 def machine() -> dict[str, Any]:
     """The machine and library versions, recorded beside every result."""
     cpu, flags = "unknown", []

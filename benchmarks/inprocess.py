@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from PIL import Image
 
 import filters
 import pipeline
+from benchmarks.common import peak_rss_mb
 from pipeline import ladders
 from pipeline.decode import decode, read_orientation
 from pipeline.encode import encode
@@ -101,7 +101,7 @@ def main(mode: str, repeats: str, *paths: str) -> None:
             result["runs"].append({"seconds": time.perf_counter() - started,
                                    "cpu_seconds": time.process_time() - cpu,
                                    "images": len(uploads)})
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     json.dump(result, sys.stdout)
 
 

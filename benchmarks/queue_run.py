@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import process_group_peak_rss_mb
 from pipeline.core import render
 from pipeline.jobs import Job, process
 from pipeline.metadata.postgres import PostgresMetadata
@@ -71,9 +72,11 @@ def measure(upload: Path, count: int) -> dict[str, Any]:
         wait_until(lambda: deployment.db.counts()["ready"] == count, 600, "every photo ready")
         seconds = time.perf_counter() - started
         moto_cpu = _cpu_seconds(moto.pid) - moto_cpu
+        worker_rss = max(process_group_peak_rss_mb(w.pid) for w in deployment.workers)
         io = _io_share(data, store, deployment.db, settings)
     return {"photos": count, "seconds": seconds, "photos_per_s": count / seconds,
-            "s3_server_cpu_ms_per_photo": 1000 * moto_cpu / count, **io}
+            "s3_server_cpu_ms_per_photo": 1000 * moto_cpu / count,
+            "worker_peak_rss_mb": worker_rss, **io}
 
 
 def _io_share(data: bytes, store: Any, db: PostgresMetadata,

@@ -72,16 +72,28 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
         filters.get(filter)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, not {strength}")
-    decoded = decode(data, limits or Limits(), need=ladders.need(spec),
-                     fit=lambda width, height: ladders.working_size(width, height, spec),
-                     upright=filter is None)
-    working = decoded.image
-    if filter is not None:  # the look reads the stored pixels upright, through a view
-        pixels = orient_array(np.asarray(working), decoded.source.orientation)
-        working = Image.fromarray(filters.apply(pixels, filter, strength))
+    working, source = _working(data, spec, filter, strength, limits or Limits())
     files = tuple(
         Output(r.name, fmt, *image.size, encode(image, fmt, encoding or Encoding()))
         for r, image in render_ladder(working, spec)
         for fmt in r.formats
     )
-    return Rendered(decoded.source, files, ladder, filter, strength)
+    return Rendered(source, files, ladder, filter, strength)
+
+
+def _working(data: bytes, spec: tuple[ladders.Rendition, ...], look: str | None,
+             strength: float, limits: Limits) -> tuple[Image.Image, SourceInfo]:
+    """The upright picture every rendition cascades from, with the look applied.
+
+    Intermediates are dropped as soon as they are used: a worker's peak memory is set here.
+    """
+    decoded = decode(data, limits, need=ladders.need(spec),
+                     fit=lambda width, height: ladders.working_size(width, height, spec),
+                     upright=look is None)
+    if look is None:
+        return decoded.image, decoded.source
+    source, pixels = decoded.source, np.asarray(decoded.image)
+    del decoded  # the look reads the stored pixels upright, through a view
+    looked = filters.apply(orient_array(pixels, source.orientation), look, strength)
+    del pixels
+    return Image.fromarray(looked), source

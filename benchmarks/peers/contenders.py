@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import io
 import json
-import resource
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for `filters` (numpy only)
+
+from benchmarks.common import peak_rss_mb
 
 WIDTHS = (1080, 640, 320)
 
@@ -85,7 +86,7 @@ def main(name: str, repeats: str, *paths: str) -> None:
         runs.append({"seconds": time.perf_counter() - started,
                      "cpu_seconds": time.process_time() - cpu, "images": len(uploads)})
     json.dump({"runs": runs, "versions": _versions(name),
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "peak_rss_mb": peak_rss_mb(),
                "sizes": {k: len(v) for k, v in function(uploads[0]).items()}}, sys.stdout)
 
 
