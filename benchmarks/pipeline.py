@@ -53,17 +53,25 @@ def rates(result: dict[str, Any]) -> dict[str, float]:
 
 
 def contenders(paths: list[str], runs: int) -> dict[str, Any]:
+    """Every contender, one run at a time in turn (photopipe, pyvips, naive, photopipe, ...),
+    so that a machine that slows down or speeds up affects them all alike."""
     project = Path(sys.executable)
     commands = {
-        "photopipe": (project, ["-m", "benchmarks.inprocess", "photopipe", str(runs), *paths]),
-        "pyvips": (PEERS_PYTHON, ["benchmarks/peers/contenders.py", "pyvips", str(runs), *paths]),
-        "naive": (PEERS_PYTHON, ["benchmarks/peers/contenders.py", "naive", str(runs), *paths]),
+        "photopipe": (project, ["-m", "benchmarks.inprocess", "photopipe", "1", *paths]),
+        "pyvips": (PEERS_PYTHON, ["benchmarks/peers/contenders.py", "pyvips", "1", *paths]),
+        "naive": (PEERS_PYTHON, ["benchmarks/peers/contenders.py", "naive", "1", *paths]),
     }
-    out: dict[str, Any] = {}
-    for name, (python, args) in commands.items():
-        result = finish(run(python, args, core=0))
-        out[name] = {**rates(result), **({"versions": result["versions"]}
-                                        if "versions" in result else {})}
+    merged: dict[str, dict[str, Any]] = {n: {"runs": [], "peak_rss_mb": 0.0} for n in commands}
+    floor: list[float] = []
+    for _ in range(runs):
+        for name, (python, args) in commands.items():
+            result = finish(run(python, args, core=0))
+            merged[name]["runs"] += result["runs"]
+            merged[name]["peak_rss_mb"] = max(merged[name]["peak_rss_mb"], result["peak_rss_mb"])
+            merged[name]["versions"] = result.get("versions", {})
+            floor += result.get("floor_cpu_seconds", [])
+    out: dict[str, Any] = {n: {**rates(r), "versions": r["versions"]} for n, r in merged.items()}
+    out["floor_cpu_ms_per_image"] = 1000 * statistics.median(floor)
     for mode in ("floor", "stages"):
         out[mode] = finish(run(project, ["-m", "benchmarks.inprocess", mode, str(runs), *paths],
                                core=0))
