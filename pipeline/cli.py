@@ -66,9 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _process(args: argparse.Namespace, settings: Settings) -> int:
-    options = Options(args.ladder, args.filter, args.strength)
     try:
-        _check_options(options)
+        options = Options(args.ladder, args.filter, args.strength)
     except ValueError as exc:
         print(f"photopipe: {exc}", file=sys.stderr)
         return 2
@@ -85,13 +84,6 @@ def _process(args: argparse.Namespace, settings: Settings) -> int:
     if not args.json:
         print(f"Thumbnails are in {storage_location(settings)}/photos/")
     return 1 if failed else 0
-
-
-def _check_options(options: Options) -> None:
-    if options.filter is not None:
-        filters.get(options.filter)
-    if not 0.0 <= options.strength <= 1.0:
-        raise ValueError(f"--strength must be between 0 and 1, not {options.strength}")
 
 
 def _process_one(path: Path, options: Options, store: ObjectStore, db: MetadataStore,

@@ -67,11 +67,7 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
         ImageRejected: the upload is not a picture photopipe will render (its ``code`` says why).
         ValueError: an argument is wrong (unknown look or ladder, strength out of range).
     """
-    spec = ladders.get(ladder)
-    if filter is not None:
-        filters.get(filter)
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be between 0 and 1, not {strength}")
+    spec = check_options(ladder, filter, strength)
     working, source = _working(data, spec, filter, strength, limits or Limits())
     files = tuple(
         Output(r.name, fmt, *image.size, encode(image, fmt, encoding or Encoding()))
@@ -79,6 +75,21 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
         for fmt in r.formats
     )
     return Rendered(source, files, ladder, filter, strength)
+
+
+def check_options(ladder: str, look: str | None, strength: float) -> tuple[ladders.Rendition, ...]:
+    """Validate how a photo is to be rendered; return the ladder's renditions.
+
+    Raises:
+        ValueError: an unknown ladder or look (the message lists the known ones), or a strength
+            outside [0, 1].
+    """
+    spec = ladders.get(ladder)
+    if look is not None:
+        filters.get(look)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1, not {strength}")
+    return spec
 
 
 def _working(data: bytes, spec: tuple[ladders.Rendition, ...], look: str | None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from pipeline.core import Rendered, render
+from pipeline.core import Rendered, check_options, render
 from pipeline.encode import CONTENT_TYPES
 from pipeline.errors import ImageRejected, ObjectNotFound, PhotoNotFound, TooManyAttempts
 from pipeline.metadata import MetadataStore, NewPhoto, PhotoRow, RenditionRow
@@ -33,6 +33,9 @@ class Options:
     ladder: str = "default"
     filter: str | None = None
     strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_options(self.ladder, self.filter, self.strength)
 
 
 def original_key(photo_id: int) -> str:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import filters
-from pipeline import ladders
+from pipeline.core import check_options
 from pipeline.errors import TooLarge
 from pipeline.jobs import Job, original_key, process
 from pipeline.metadata import MetadataStore, NewPhoto
@@ -41,11 +40,7 @@ class Upload:
     def __post_init__(self) -> None:
         if (self.data is None) == (self.source_key is None):
             raise ValueError("give either the upload's bytes or the key of a stored original")
-        ladders.get(self.ladder)
-        if self.filter is not None:
-            filters.get(self.filter)
-        if not 0.0 <= self.strength <= 1.0:
-            raise ValueError(f"strength must be between 0 and 1, not {self.strength}")
+        check_options(self.ladder, self.filter, self.strength)
 
 
 def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Publisher,

@@ -7,9 +7,9 @@ implementation passes the same contract tests (tests/metadata/test_contract.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from pipeline.decode import SourceInfo
@@ -60,6 +60,25 @@ class PhotoRow:
     error_message: str | None
     created_at: str
     updated_at: str
+
+
+def photo_from_row(row: Mapping[str, Any]) -> PhotoRow:
+    """A :class:`PhotoRow` from a database row with the photos table's column names."""
+    source = None
+    if row["source_format"] is not None:
+        source = SourceInfo(row["source_format"], row["source_width"], row["source_height"],
+                            row["source_bytes"], row["source_frames"], row["orientation"])
+    return PhotoRow(
+        id=row["id"], status=row["status"], source_key=row["source_key"], ladder=row["ladder"],
+        filter=row["filter"], strength=row["strength"], user_id=row["user_id"],
+        attempts=row["attempts"], source=source, error_code=row["error_code"],
+        error_message=row["error_message"], created_at=_timestamp(row["created_at"]),
+        updated_at=_timestamp(row["updated_at"]))
+
+
+def _timestamp(value: Any) -> str:
+    """ISO 8601 text, from a datetime (PostgreSQL) or text already (SQLite)."""
+    return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)
 
 
 class MetadataStore(Protocol):

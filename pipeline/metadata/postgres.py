@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from pipeline.decode import SourceInfo
 from pipeline.errors import DatabaseUnavailable, PhotoNotFound
-from pipeline.metadata import STATUSES, NewPhoto, PhotoRow, RenditionRow
+from pipeline.metadata import STATUSES, NewPhoto, PhotoRow, RenditionRow, photo_from_row
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK = 0x70686F746F  # advisory lock key for migrations ("photo")
@@ -80,7 +80,7 @@ class PostgresMetadata:
             row = cur.fetchone()
         if row is None:
             raise PhotoNotFound(f"no photo {photo_id}")
-        return _photo(row)
+        return photo_from_row(row)
 
     def finish(self, photo_id: int, source: SourceInfo,
                renditions: Sequence[RenditionRow]) -> None:
@@ -109,7 +109,7 @@ class PostgresMetadata:
         with self._transaction() as cur:
             cur.execute("SELECT * FROM photos WHERE id = %s", (photo_id,))
             row = cur.fetchone()
-        return _photo(row) if row else None
+        return photo_from_row(row) if row else None
 
     def renditions(self, photo_id: int) -> list[RenditionRow]:
         with self._transaction() as cur:
@@ -145,20 +145,3 @@ class PostgresMetadata:
             self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
                                          connect_timeout=self.connect_timeout)
         return self._conn
-
-
-def _photo(row: dict[str, Any]) -> PhotoRow:
-    source = None
-    if row["source_format"] is not None:
-        source = SourceInfo(row["source_format"], row["source_width"], row["source_height"],
-                            row["source_bytes"], row["source_frames"], row["orientation"])
-    return PhotoRow(
-        id=row["id"], status=row["status"], source_key=row["source_key"], ladder=row["ladder"],
-        filter=row["filter"], strength=row["strength"], user_id=row["user_id"],
-        attempts=row["attempts"], source=source, error_code=row["error_code"],
-        error_message=row["error_message"], created_at=_iso(row["created_at"]),
-        updated_at=_iso(row["updated_at"]))
-
-
-def _iso(value: Any) -> str:
-    return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.decode import SourceInfo
 from pipeline.errors import DatabaseUnavailable, PhotoNotFound
-from pipeline.metadata import STATUSES, NewPhoto, PhotoRow, RenditionRow
+from pipeline.metadata import STATUSES, NewPhoto, PhotoRow, RenditionRow, photo_from_row
 
 # Each entry upgrades the schema by one version; PRAGMA user_version records how far it got.
 MIGRATIONS: tuple[str, ...] = (
@@ -135,7 +135,7 @@ class SqliteMetadata:
 
     def get(self, photo_id: int) -> PhotoRow | None:
         row = self._query("SELECT * FROM photos WHERE id = ?", (photo_id,))
-        return _photo(row[0]) if row else None
+        return photo_from_row(dict(row[0])) if row else None
 
     def renditions(self, photo_id: int) -> list[RenditionRow]:
         rows = self._query(
@@ -170,16 +170,3 @@ class SqliteMetadata:
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise DatabaseUnavailable(f"SQLite: {exc}") from exc
-
-
-def _photo(row: sqlite3.Row) -> PhotoRow:
-    source = None
-    if row["source_format"] is not None:
-        source = SourceInfo(row["source_format"], row["source_width"], row["source_height"],
-                            row["source_bytes"], row["source_frames"], row["orientation"])
-    return PhotoRow(
-        id=row["id"], status=row["status"], source_key=row["source_key"], ladder=row["ladder"],
-        filter=row["filter"], strength=row["strength"], user_id=row["user_id"],
-        attempts=row["attempts"], source=source, error_code=row["error_code"],
-        error_message=row["error_message"], created_at=row["created_at"],
-        updated_at=row["updated_at"])
