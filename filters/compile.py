@@ -37,6 +37,7 @@ U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
 F32 = npt.NDArray[np.float32]
 LEVELS = np.arange(256, dtype=np.uint8)
+STATES_PER_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,13 @@ class Plan:
     tail: tuple[Clamped | F32, ...]  # Clamped maps and 3x3 matrices (transposed), in order
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def plan_for(recipe: Recipe, width: int, height: int) -> Plan:
-    """The compiled ``recipe`` for pictures of ``width`` x ``height`` (cached)."""
+    """The compiled ``recipe`` for pictures of ``width`` x ``height`` (cached).
+
+    A gradient look's plan holds a state plane of 4 bytes a pixel (6 MB at 1080x1440), so only a
+    few sizes are kept: photos of one aspect ratio, the common case, share one plan.
+    """
     overlays, flat_first = recipe.overlays, None
     if overlays and overlays[0].mode in NON_SEPARABLE:
         flat_first, overlays = overlays[0], overlays[1:]
@@ -124,12 +129,14 @@ def _states(overlays: tuple[Overlay, ...], width: int,
     sources = [source8(o, width, height) for o in overlays]
     if not any(isinstance(o.source, Gradient) for o in overlays):
         return None, [(s.reshape(1, 1, 3), a.reshape(1, 1, 1)) for s, a in sources]
-    key = np.zeros((height, width), dtype=np.int64)
-    for s, a in sources:  # pack each overlay's (r, g, b, a) into the key, 32 bits per overlay
-        rgb = np.broadcast_to(s, (height, width, 3)).astype(np.int64)
-        packed = rgb[..., 0] << 24 | rgb[..., 1] << 16 | rgb[..., 2] << 8 | a[..., 0]
-        key = (key << 32) | packed
+    key: npt.NDArray[Any] = np.zeros((height, width), dtype=np.uint32)
+    for index, (s, a) in enumerate(sources):  # each overlay's (r, g, b, a) in 32 bits of key
+        packed = np.broadcast_to(a[..., 0], (height, width)).astype(np.uint32)
+        for channel, shift in enumerate((24, 16, 8)):
+            packed |= np.broadcast_to(s[..., channel], (height, width)).astype(np.uint32) << shift
+        key = packed if index == 0 else (key.astype(np.uint64) << 32) | packed
     unique, inverse = np.unique(key.ravel(), return_inverse=True)
+    unique = unique.astype(np.int64)
     layers = []
     for index in range(len(sources)):
         word = (unique >> (32 * (len(sources) - 1 - index))) & 0xFFFFFFFF
@@ -143,9 +150,14 @@ def _states(overlays: tuple[Overlay, ...], width: int,
 def _overlay_table(overlays: tuple[Overlay, ...], layers: list[tuple[I32, I32]]) -> U8:
     """(3, states * 256): what the overlays make of each backdrop level in each state."""
     count = max((s.shape[0] for s, _ in layers), default=1)
-    table = np.broadcast_to(LEVELS[None, :, None], (count, 256, 3)).copy()
-    for overlay, (s, sa) in zip(overlays, layers, strict=True):
-        table = paint_source(table, s, sa, overlay)
+    table = np.empty((count, 256, 3), dtype=np.uint8)
+    for start in range(0, count, STATES_PER_CHUNK):  # bounded temporaries, however many states
+        chunk = slice(start, start + STATES_PER_CHUNK)
+        part = np.broadcast_to(LEVELS[None, :, None], table[chunk].shape).copy()
+        for overlay, (s, sa) in zip(overlays, layers, strict=True):
+            part = paint_source(part, s[chunk] if len(s) > 1 else s,
+                                sa[chunk] if len(sa) > 1 else sa, overlay)
+        table[chunk] = part
     return table.reshape(-1, 3).T
 
 

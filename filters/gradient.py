@@ -3,13 +3,13 @@
 Colour stops are interpolated in premultiplied RGBA (so ``X -> transparent`` keeps the colour X and
 only fades its alpha), sampled at pixel centres, then an 8x8 ordered dither of under half a level
 is added before quantising (Skia's raster-pipeline ``dither`` stage), as Chromium does.
-Rasterised layers depend only on the gradient and the picture size, so they are cached.
+What a rasterised layer means for a look depends only on the gradient and the picture size, so
+compiled looks keep it per size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import pairwise
 
 import numpy as np
@@ -98,19 +98,21 @@ def dither(width: int, height: int) -> F64:
     return out
 
 
-@lru_cache(maxsize=64)
 def rasterise(gradient: Gradient, width: int, height: int) -> tuple[I32, I32]:
-    """The gradient as an 8-bit premultiplied layer: colour (H, W, 3) and alpha (H, W, 1)."""
+    """The gradient as an 8-bit premultiplied layer: colour (H, W, 3) and alpha (H, W, 1).
+
+    Not cached: a layer is 16 bytes a pixel, and the compiled looks keep only the distinct
+    values they need (see :mod:`filters.compile`).
+    """
     t = gradient_t(gradient, width, height)
     positions = stop_positions(gradient.stops)
     premul = np.array([[c[0] / 255 * c[3], c[1] / 255 * c[3], c[2] / 255 * c[3], c[3]]
                        for c in (s.colour for s in gradient.stops)])
-    channels = [np.interp(t, positions, premul[:, k]) for k in range(4)]
-    alpha = channels[3]
+    alpha = np.interp(t, positions, premul[:, 3])
     noise = dither(width, height) / 255
-    colour = np.stack([np.clip(c + noise, 0, alpha) for c in channels[:3]], axis=-1)
-    colour8 = np.floor(colour * 255 + 0.5).astype(np.int32)
+    colour8 = np.empty((height, width, 3), dtype=np.int32)
+    for k in range(3):  # one channel at a time: the float temporaries stay one plane each
+        level = np.clip(np.interp(t, positions, premul[:, k]) + noise, 0, alpha)
+        colour8[..., k] = np.floor(level * 255 + 0.5)
     alpha8 = np.floor(alpha * 255 + 0.5).astype(np.int32)[..., None]
-    colour8.setflags(write=False)
-    alpha8.setflags(write=False)
     return colour8, alpha8
