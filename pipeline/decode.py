@@ -2,8 +2,10 @@
 
 The order matters: the container is identified from its magic bytes (never its name), the byte,
 pixel and frame limits are checked against the header before a single pixel is decoded, JPEGs are
-decoded at the smallest DCT scale that still covers what the ladder needs, and only then is the
-picture oriented and brought to 8-bit sRGB (see :mod:`pipeline.colour`).
+decoded at the smallest DCT scale that still covers what the ladder needs, the pixels are
+resampled to the size the caller asks for, and only then converted through the source's ICC
+profile to 8-bit sRGB (see :mod:`pipeline.colour`) and oriented, so both steps touch the smaller
+picture.
 """
 
 from __future__ import annotations
