@@ -22,6 +22,7 @@ from PIL import Image
 
 from pipeline import errors
 from pipeline.colour import to_srgb
+from pipeline.renditions import resize
 from pipeline.settings import Limits
 
 # Containers photopipe decodes, by the Pillow plug-ins allowed to read each one. MPO (multi-picture
@@ -128,12 +129,11 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
 def _resizer(fit: Callable[[int, int], tuple[int, int]],
              orientation: int) -> Callable[[Image.Image], Image.Image]:
     """Resample a picture in its stored orientation to the upright size ``fit`` asks for."""
-    def resize(image: Image.Image) -> Image.Image:
+    def resample(image: Image.Image) -> Image.Image:
         width, height = _swap_axes(image.size, orientation)
-        target = _swap_axes(fit(width, height), orientation)
-        return image if image.size == target else image.resize(target, Image.Resampling.LANCZOS)
+        return resize(image, _swap_axes(fit(width, height), orientation))
 
-    return resize
+    return resample
 
 
 def read_orientation(image: Image.Image) -> int:
