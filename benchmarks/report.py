@@ -36,55 +36,61 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    single = results["single_core"]
     lines = [f"# photopipe end to end ({results['runs']} runs each)", "",
              f"Workload: {results['workload']['size']}, sha256 "
              f"`{results['workload']['sha256']}`; every image gets the `default` ladder "
-             "(w1080 JPEG + WebP, w640, w320, sq150) and the clarendon look.", "",
-             "## One core", "",
-             "| contender | images/s (median) | images/s (best) | CPU ms/image | peak RSS MB |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for name in ("photopipe", "pyvips", "naive"):
-        r = single[name]
-        lines.append(f"| {name} | {r['median_images_per_s']:.2f} | {r['best_images_per_s']:.2f}"
-                     f" | {r['cpu_ms_per_image']:.1f} | {r['peak_rss_mb']:.0f} |")
-    floor = single["floor"]["stages"]
-    lines += ["", "## Where photopipe's time goes (CPU ms per image)", "",
-              "| stage | photopipe | floor |", "| --- | ---: | ---: |"]
-    for stage, seconds in single["stages"]["stages"].items():
-        lines.append(f"| {stage} | {1000 * seconds:.1f} | |")
-    for stage, seconds in floor.items():
-        lines.append(f"| floor: {stage} | | {1000 * seconds:.1f} |")
-    lines.append(f"| total | {single['photopipe']['cpu_ms_per_image']:.1f} | "
-                 f"{1000 * sum(floor.values()):.1f} |")
-    lines += ["", "Stages are measured apart, in their own processes; the ratio to the floor "
-              "below uses the floor measured in photopipe's own process, between its runs: "
-              f"{single['floor_cpu_ms_per_image']:.1f} ms."]
+             "(w1080 JPEG + WebP, w640, w320, sq150) and the clarendon look.", ""]
+    lines += _one_core(results["single_core"]) + _stages(results["single_core"])
     if "corpus" in results:
         corpus = results["corpus"]
         lines += ["", f"## The {results['workload']['corpus_files']} real photos of "
                   "shared/photos/real (one core, images/s)", "",
                   " | ".join(f"{n} {corpus[n]['median_images_per_s']:.1f}"
                              for n in ("photopipe", "pyvips", "naive"))]
-    lines += ["", "## Two cores and the queue", "",
-              f"Two processes: {results['two_cores']['images_per_s']:.2f} images/s; through "
-              f"RabbitMQ + two workers + PostgreSQL + S3 (moto): "
-              f"{results['queue']['photos_per_s']:.2f} photos/s "
-              f"({results['queue']['photos']} photos).", "",
-              f"Per photo on the queue path: one job takes {results['queue']['job_ms']:.0f} ms "
-              f"in-process, of which render() {results['queue']['render_ms']:.0f} ms and S3 + "
-              f"PostgreSQL {results['queue']['storage_and_database_ms']:.0f} ms; the S3 server "
-              f"(moto, Python, on the same two cores) burns "
-              f"{results['queue']['s3_server_cpu_ms_per_photo']:.0f} ms of CPU per photo. "
-              f"Peak RSS of a Celery worker process: "
-              f"{results['queue']['worker_peak_rss_mb']:.0f} MB.", "",
-              "## Targets", "", "| what | measured | target | |", "| --- | ---: | --- | --- |"]
+    lines += [*_queue(results), "", "## Targets", "", "| what | measured | target | |", "| --- | ---: | --- | --- |"]
     for what, value, target, met in verdicts(results):
         lines.append(f"| {what} | {value:.2f} | {target} | {'met' if met else 'MISSED'} |")
+    single = results["single_core"]
     lines += ["", f"Machine: {results['machine']}", "",
               f"Versions: pyvips {single['pyvips'].get('versions')}, "
               f"naive {single['naive'].get('versions')}", ""]
     return "\n".join(lines)
+
+
+def _one_core(single: dict[str, Any]) -> list[str]:
+    lines = ["## One core", "",
+             "| contender | images/s (median) | images/s (best) | CPU ms/image | peak RSS MB |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name in ("photopipe", "pyvips", "naive"):
+        r = single[name]
+        lines.append(f"| {name} | {r['median_images_per_s']:.2f} | {r['best_images_per_s']:.2f}"
+                     f" | {r['cpu_ms_per_image']:.1f} | {r['peak_rss_mb']:.0f} |")
+    return lines
+
+
+def _stages(single: dict[str, Any]) -> list[str]:
+    floor = single["floor"]["stages"]
+    lines = ["", "## Where photopipe's time goes (CPU ms per image)", "",
+             "| stage | photopipe | floor |", "| --- | ---: | ---: |"]
+    lines += [f"| {stage} | {1000 * seconds:.1f} | |"
+              for stage, seconds in single["stages"]["stages"].items()]
+    lines += [f"| floor: {stage} | | {1000 * seconds:.1f} |" for stage, seconds in floor.items()]
+    lines.append(f"| total | {single['photopipe']['cpu_ms_per_image']:.1f} | "
+                 f"{1000 * sum(floor.values()):.1f} |")
+    return [*lines, "", "Stages are measured apart, in their own processes; the ratio to the " "floor below uses the floor measured in photopipe's own process, between its " f"runs: {single['floor_cpu_ms_per_image']:.1f} ms."]
+
+
+def _queue(results: dict[str, Any]) -> list[str]:
+    queue = results["queue"]
+    return ["", "## Two cores and the queue", "",
+            f"Two processes: {results['two_cores']['images_per_s']:.2f} images/s; through "
+            f"RabbitMQ + two workers + PostgreSQL + S3 (moto): {queue['photos_per_s']:.2f} "
+            f"photos/s ({queue['photos']} photos).", "",
+            f"Per photo on the queue path: one job takes {queue['job_ms']:.0f} ms in-process, "
+            f"of which render() {queue['render_ms']:.0f} ms and S3 + PostgreSQL "
+            f"{queue['storage_and_database_ms']:.0f} ms; the S3 server (moto, Python, on the "
+            f"same two cores) burns {queue['s3_server_cpu_ms_per_photo']:.0f} ms of CPU per "
+            f"photo. Peak RSS of a Celery worker process: {queue['worker_peak_rss_mb']:.0f} MB."]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
