@@ -47,7 +47,8 @@ def markdown(results: dict[str, Any]) -> str:
                   "shared/photos/real (one core, images/s)", "",
                   " | ".join(f"{n} {corpus[n]['median_images_per_s']:.1f}"
                              for n in ("photopipe", "pyvips", "naive"))]
-    lines += [*_queue(results), "", "## Targets", "", "| what | measured | target | |", "| --- | ---: | --- | --- |"]
+    lines += [*_queue(results), "", "## Targets", "", "| what | measured | target | |",
+              "| --- | ---: | --- | --- |"]
     for what, value, target, met in verdicts(results):
         lines.append(f"| {what} | {value:.2f} | {target} | {'met' if met else 'MISSED'} |")
     single = results["single_core"]
@@ -77,7 +78,10 @@ def _stages(single: dict[str, Any]) -> list[str]:
     lines += [f"| floor: {stage} | | {1000 * seconds:.1f} |" for stage, seconds in floor.items()]
     lines.append(f"| total | {single['photopipe']['cpu_ms_per_image']:.1f} | "
                  f"{1000 * sum(floor.values()):.1f} |")
-    return [*lines, "", "Stages are measured apart, in their own processes; the ratio to the " "floor below uses the floor measured in photopipe's own process, between its " f"runs: {single['floor_cpu_ms_per_image']:.1f} ms."]
+    note = ("Stages are measured apart, in their own processes; the ratio to the floor below "
+            "uses the floor measured in photopipe's own process, between its runs: "
+            f"{single['floor_cpu_ms_per_image']:.1f} ms.")
+    return [*lines, "", note]
 
 
 def _queue(results: dict[str, Any]) -> list[str]:
