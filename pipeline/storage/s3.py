@@ -8,13 +8,17 @@ become :class:`StorageUnavailable` (retry) or :class:`StorageRejected` / :class:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import JSONFileLoader, Loader
 
 from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable
 from pipeline.storage import check_key
@@ -43,9 +47,32 @@ def client(endpoint_url: str | None = None, access_key: str | None = None,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.client("s3", endpoint_url=endpoint_url, aws_access_key_id=access_key,
-                        aws_secret_access_key=secret_key, config=config,
-                        region_name=None if endpoint_url is None else "us-east-1")
+    session = botocore.session.get_session()
+    session.register_component("data_loader", Loader(file_loader=ModelsWithoutDocs()))
+    return boto3.session.Session(botocore_session=session).client(
+        "s3", endpoint_url=endpoint_url, aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key, config=config,
+        region_name=None if endpoint_url is None else "us-east-1")
+
+
+class ModelsWithoutDocs(JSONFileLoader):
+    """botocore's model files, read with their ``documentation`` strings emptied.
+
+    A client keeps its whole service model for life; S3's is mostly prose for ``help()``, about
+    5 MB of every worker process. Everything requests are built from is kept.
+    """
+
+    def _load_file(self, full_path: str,
+                   open_method: Callable[[str, str], IO[bytes]]) -> Any:
+        if not os.path.isfile(full_path):
+            return None
+        with open_method(full_path, "rb") as model:
+            payload = model.read()
+        return json.loads(payload, object_pairs_hook=_without_docs)
+
+
+def _without_docs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {key: "" if key == "documentation" else value for key, value in pairs}
 
 
 class S3Store:

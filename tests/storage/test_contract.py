@@ -105,3 +105,13 @@ def test_s3_errors_are_translated(moto: S3Server, ceph: S3Server) -> None:
     closed = S3Store(client(f"http://127.0.0.1:{free_port()}", "a", "b"), "x")
     with pytest.raises(StorageUnavailable):
         closed.get("k")
+
+
+def test_s3_client_keeps_its_model_without_the_prose() -> None:
+    """The client's service model is read with its documentation emptied (5 MB per worker), and
+    every request still builds from it (the contract tests above run on such clients)."""
+    s3 = client("http://127.0.0.1:9", "a", "b")
+    model = s3.meta.service_model
+    put = model.operation_model("PutObject")
+    assert put.documentation == ""
+    assert put.input_shape is not None and "ContentType" in put.input_shape.members
