@@ -4,13 +4,20 @@ PostgreSQL and S3 (moto's server), all on loopback.
 The uploads are stored and their rows inserted first (with a publisher that holds the jobs back);
 once both workers are ready, every job is published at once and the clock runs until the last
 photo is ``ready``. So the rate is the queue's and the workers', not the upload's.
+
+To tell what the queue costs from what storage and the database cost, the same jobs then run
+without a broker: two forked processes call :func:`pipeline.jobs.process` on the same services.
+Every process's CPU time is read from /proc around both runs and charged to its role.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import resource
 import statistics
 import time
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,9 +25,11 @@ from typing import Any
 from benchmarks.common import process_group_peak_rss_mb
 from pipeline.core import render
 from pipeline.jobs import Job, process
+from pipeline.metadata import open_metadata
 from pipeline.metadata.postgres import PostgresMetadata
 from pipeline.producer import Upload, submit
 from pipeline.settings import Settings
+from pipeline.storage import open_store
 from tests import services
 from tests.workers.harness import Deployment, wait_until
 from workers.app import make_app
@@ -65,18 +74,52 @@ def measure(upload: Path, count: int) -> dict[str, Any]:
                 print(log.read_text()[-3000:])
             raise
         publisher = CeleryPublisher(make_app(settings))
-        moto_cpu = _cpu_seconds(moto.pid)
-        started = time.perf_counter()
+        before, started = cpu_by_role(), time.perf_counter()
         for job in held.jobs:
             publisher.publish(job)
         wait_until(lambda: deployment.db.counts()["ready"] == count, 600, "every photo ready")
         seconds = time.perf_counter() - started
-        moto_cpu = _cpu_seconds(moto.pid) - moto_cpu
+        queue_cpu = _per_photo(cpu_by_role() - before, count)
         worker_rss = max(process_group_peak_rss_mb(w.pid) for w in deployment.workers)
+        deployment.stop_all()
+        direct = _without_broker(data, store, deployment.db, env, count)
         io = _io_share(data, store, deployment.db, settings)
     return {"photos": count, "seconds": seconds, "photos_per_s": count / seconds,
-            "s3_server_cpu_ms_per_photo": 1000 * moto_cpu / count,
+            "cpu_ms_per_photo": queue_cpu, "without_broker": direct,
             "worker_peak_rss_mb": worker_rss, **io}
+
+
+def _without_broker(data: bytes, store: Any, db: PostgresMetadata, env: dict[str, str],
+                    count: int) -> dict[str, Any]:
+    """The same jobs on the same services, two forked processes calling process() directly."""
+    held, settings = HeldBack(), Settings.from_env(env)
+    for _ in range(count):
+        submit(Upload(user_id=1, data=data, filter="clarendon"), store, db, held, settings)
+    ids = [job.photo_id for job in held.jobs]
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=_run_jobs, args=(env, ids[k::2])) for k in range(2)]
+    before, started, own = cpu_by_role(), time.perf_counter(), _children_ticks()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    seconds = time.perf_counter() - started
+    cpu = cpu_by_role() - before
+    cpu["photopipe"] = _children_ticks() - own  # ended processes leave /proc: ask rusage
+    return {"photos_per_s": count / seconds, "cpu_ms_per_photo": _per_photo(cpu, count)}
+
+
+def _children_ticks() -> int:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round((usage.ru_utime + usage.ru_stime) * os.sysconf("SC_CLK_TCK"))
+
+
+def _run_jobs(env: dict[str, str], ids: list[int]) -> None:
+    os.environ.update(env)  # S3 credentials come from the environment, as in a worker
+    settings = Settings.from_env(env)
+    store, db = open_store(settings), open_metadata(settings)
+    for photo_id in ids:
+        process(Job(photo_id), store, db, settings)
 
 
 def _io_share(data: bytes, store: Any, db: PostgresMetadata,
@@ -97,12 +140,33 @@ def _io_share(data: bytes, store: Any, db: PostgresMetadata,
             "storage_and_database_ms": 1000 * (total - rendering)}
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of a process so far (0 when unknown)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+ROLES = (("pipeline.cli worker", "photopipe"), ("moto.server", "S3 server"),
+         ("postgres", "PostgreSQL"), ("beam.smp", "RabbitMQ"))
+
+
+def cpu_by_role() -> Counter[str]:
+    """CPU clock ticks so far of every process on the machine, summed by role (with "idle")."""
+    ticks: Counter[str] = Counter()
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # not a process, or it ended meanwhile
+        role = next((r for key, r in ROLES if key in command), "other")
+        if entry.name == str(os.getpid()) or "-m benchmarks" in command:
+            role = "benchmark"
+        ticks[role] += int(fields[11]) + int(fields[12])
+    with open("/proc/stat") as stat:
+        ticks["idle"] = sum(int(v) for v in stat.readline().split()[4:6])
+    return ticks
+
+
+def _per_photo(ticks: Counter[str], count: int) -> dict[str, float]:
+    """Milliseconds of CPU per photo, by role."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return {role: round(1000 * value / tick / count, 1) for role, value in ticks.most_common()
+            if value > 0}
 
 
 @contextmanager

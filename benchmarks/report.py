@@ -85,16 +85,28 @@ def _stages(single: dict[str, Any]) -> list[str]:
 
 
 def _queue(results: dict[str, Any]) -> list[str]:
-    queue = results["queue"]
-    return ["", "## Two cores and the queue", "",
-            f"Two processes: {results['two_cores']['images_per_s']:.2f} images/s; through "
-            f"RabbitMQ + two workers + PostgreSQL + S3 (moto): {queue['photos_per_s']:.2f} "
-            f"photos/s ({queue['photos']} photos).", "",
-            f"Per photo on the queue path: one job takes {queue['job_ms']:.0f} ms in-process, "
-            f"of which render() {queue['render_ms']:.0f} ms and S3 + PostgreSQL "
-            f"{queue['storage_and_database_ms']:.0f} ms; the S3 server (moto, Python, on the "
-            f"same two cores) burns {queue['s3_server_cpu_ms_per_photo']:.0f} ms of CPU per "
-            f"photo. Peak RSS of a Celery worker process: {queue['worker_peak_rss_mb']:.0f} MB."]
+    queue, direct = results["queue"], results["queue"]["without_broker"]
+    two = results["two_cores"]["images_per_s"]
+    lines = ["", "## Two cores and the queue", "",
+             "| run (two processes, two cores) | photos/s | / render only |",
+             "| --- | ---: | ---: |",
+             f"| render() only, in-process | {two:.2f} | 1.00 |",
+             f"| jobs on S3 (moto) + PostgreSQL, no broker | {direct['photos_per_s']:.2f} | "
+             f"{direct['photos_per_s'] / two:.2f} |",
+             f"| through RabbitMQ + two Celery workers | {queue['photos_per_s']:.2f} | "
+             f"{queue['photos_per_s'] / two:.2f} |", "",
+             f"Where the CPU goes, ms per photo ({queue['photos']} photos per run; photopipe = "
+             "the processes doing the jobs, idle = both cores' idle time):", "",
+             "| role | no broker | through the queue |", "| --- | ---: | ---: |"]
+    roles = dict.fromkeys([*queue["cpu_ms_per_photo"], *direct["cpu_ms_per_photo"]])
+    for role in roles:
+        lines.append(f"| {role} | {direct['cpu_ms_per_photo'].get(role, 0):.1f} | "
+                     f"{queue['cpu_ms_per_photo'].get(role, 0):.1f} |")
+    return [*lines, "",
+            f"One job alone takes {queue['job_ms']:.0f} ms, of which render() "
+            f"{queue['render_ms']:.0f} ms and S3 + PostgreSQL "
+            f"{queue['storage_and_database_ms']:.0f} ms (mostly waiting on moto). Peak RSS of a "
+            f"Celery worker process: {queue['worker_peak_rss_mb']:.0f} MB."]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
