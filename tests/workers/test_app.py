@@ -47,3 +47,19 @@ def test_workers_never_import_numpy_or_pil() -> None:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] in ("numpy", "PIL", "filters") for n in names), path
+
+
+def test_memory_goes_back_to_the_os_only_after_an_unusually_large_job(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTOPIPE_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    from workers import tasks
+
+    trims: list[int] = []
+    monkeypatch.setattr(tasks, "_MALLOC_TRIM", trims.append)
+    assert tasks.resident_bytes() > 0  # this test process, read from /proc
+    monkeypatch.setattr(tasks, "resident_bytes", lambda: tasks.TRIM_ABOVE_BYTES - 1)
+    tasks.release_memory()
+    assert trims == []
+    monkeypatch.setattr(tasks, "resident_bytes", lambda: tasks.TRIM_ABOVE_BYTES + 1)
+    tasks.release_memory()
+    assert trims == [0]
