@@ -11,8 +11,9 @@ from pathlib import Path
 import filters
 from pipeline import ladders
 from pipeline.cli_service import add_commands
-from pipeline.errors import ImageRejected, TooLarge
-from pipeline.jobs import Options, ingest
+from pipeline.errors import ImageRejected, PhotopipeError, TooLarge
+from pipeline.jobs import Options, file_id, ingest, reject
+from pipeline.jobs import Outcome as JobOutcome
 from pipeline.metadata import MetadataStore, open_metadata
 from pipeline.preview import contact_sheet
 from pipeline.settings import Settings
@@ -92,12 +93,25 @@ def _process_one(path: Path, options: Options, store: ObjectStore, db: MetadataS
         size = path.stat().st_size
         if size > settings.limits.max_bytes:
             error = TooLarge(f"{size} bytes is over the limit of {settings.limits.max_bytes}")
-            return Outcome(path, None, [], (error.code, str(error)))
+            return _recorded(path, reject(file_id(path), options, error, db), db)
         data = path.read_bytes()
     except OSError as exc:
         return Outcome(path, None, [], ("unreadable", f"cannot read {path}: {exc.strerror}"))
-    row = ingest(data, options, store, db, settings)
-    return Outcome(path, row, db.renditions(row.id))
+    return _recorded(path, ingest(data, options, store, db, settings), db)
+
+
+def _recorded(path: Path, outcome: JobOutcome, db: MetadataStore) -> Outcome:
+    """What the row says now, or what the attempt said when the database cannot tell."""
+    error = None if outcome.status == "ready" else (outcome.code or outcome.status,
+                                                    outcome.message or "")
+    try:
+        row = db.get(outcome.job.photo_id)
+        renditions = db.renditions(row.id) if row and row.status == "ready" else []
+    except PhotopipeError as exc:
+        return Outcome(path, None, [], (exc.code, str(exc)), outcome.job.photo_id)
+    if outcome.status in ("ready", "failed"):
+        error = None
+    return Outcome(path, row, renditions, error, outcome.job.photo_id)
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,19 +1,23 @@
-"""The ``photopipe`` commands of the production path: submit, worker, status, db upgrade."""
+"""The ``photopipe`` commands of the production path: submit, worker, relay, status, db upgrade."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PhotopipeError
-from pipeline.metadata import open_metadata
+from pipeline.errors import BrokerUnavailable, ConfigurationError, PhotopipeError, TooLarge
+from pipeline.metadata import MetadataStore, open_metadata
 from pipeline.producer import InProcess, Publisher, Upload, submit
+from pipeline.relay import drain
+from pipeline.relay import run as relay_loop
 from pipeline.settings import Settings
-from pipeline.storage import open_store
+from pipeline.storage import ObjectStore, open_store
 
 
 def add_commands(commands: Any) -> None:
@@ -29,6 +33,10 @@ def add_commands(commands: Any) -> None:
     worker = commands.add_parser("worker", help="process queued photos (Celery worker)")
     worker.add_argument("--concurrency", type=int, default=None, metavar="N")
     worker.set_defaults(run=run_worker)
+    relay = commands.add_parser("relay", help="publish the jobs the outbox holds")
+    relay.add_argument("--once", action="store_true", help="drain the outbox once and exit")
+    relay.add_argument("--interval", type=float, default=1.0, metavar="SECONDS")
+    relay.set_defaults(run=run_relay)
     status = commands.add_parser("status", help="photos per state and the queue's depth")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=run_status)
@@ -44,7 +52,7 @@ def run_submit(args: argparse.Namespace, settings: Settings) -> int:
     try:
         for path in args.paths:
             try:
-                upload = Upload(args.user_id, path.read_bytes(), None, args.filter,
+                upload = Upload(args.user_id, _read(path, settings), None, args.filter,
                                 args.strength, args.ladder)
                 photo_id: int | None = submit(upload, store, db, publisher, settings)
                 error = None
@@ -58,50 +66,131 @@ def run_submit(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def _read(path: Path, settings: Settings) -> bytes:
+    """The file's bytes, refused by its size before it is read."""
+    size = path.stat().st_size
+    if size > settings.limits.max_bytes:
+        raise TooLarge(f"{size} bytes is over the limit of {settings.limits.max_bytes}")
+    return path.read_bytes()
+
+
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.broker_url:
         print("photopipe: PHOTOPIPE_BROKER_URL is not set; `photopipe submit` runs jobs "
               "in-process without a worker", file=sys.stderr)
         return 2
-    from workers.app import QUEUE, declare_topology
+    db = _checked_metadata(settings)
+    if db is None:
+        return 2
+    from celery import signals
+
+    from workers.app import consumed_queues, declare_topology
+    from workers.publisher import CeleryPublisher
     from workers.tasks import app
 
     declare_topology(app)
+    publisher = CeleryPublisher(app)
+    stop = threading.Event()
+
+    def start_relay(**_: Any) -> None:  # in the main process, once the pool is up
+        threading.Thread(target=relay_loop, args=(db, publisher.publish, stop),
+                         name="photopipe-relay", daemon=True).start()
+
+    signals.worker_ready.connect(start_relay, weak=False)
     # One node name per process: two workers on a host must not share a remote-control queue.
-    argv = ["worker", "--loglevel=INFO", "-Q", QUEUE, "--without-gossip", "--without-mingle",
-            "--without-heartbeat", f"--hostname=photopipe-{os.getpid()}@%h"]
+    argv = ["worker", "--loglevel=INFO", "-Q", ",".join(consumed_queues(settings.broker_url)),
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            f"--hostname=photopipe-{os.getpid()}@%h"]
     if args.concurrency:
         argv.append(f"--concurrency={args.concurrency}")
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        stop.set()
+    return 0
+
+
+def run_relay(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.broker_url:
+        print("photopipe: PHOTOPIPE_BROKER_URL is not set: there is no broker to relay to",
+              file=sys.stderr)
+        return 2
+    db = _checked_metadata(settings)
+    if db is None:
+        return 2
+    from workers.app import make_app
+    from workers.publisher import CeleryPublisher
+
+    publisher = CeleryPublisher(make_app(settings))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if args.once:
+            print(f"published {drain(db, publisher.publish)} jobs")
+        else:
+            relay_loop(db, publisher.publish, threading.Event(), interval=args.interval)
+    except PhotopipeError as exc:
+        print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
     return 0
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
-    db = open_metadata(settings)
+    db = _checked_metadata(settings)
+    if db is None:
+        return 2
     try:
-        counts = db.counts()
+        counts, outbox = db.counts(), db.outbox_size()
+    except PhotopipeError as exc:
+        print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     finally:
         db.close()
-    depth = _queue_depth(settings)
+    depth, broker_error = None, None
+    try:
+        depth = _queue_depth(settings)
+    except BrokerUnavailable as exc:
+        broker_error = str(exc)
     if args.json:
-        print(json.dumps({"photos": counts, "queue": {"depth": depth}}))
+        queue: dict[str, Any] = {"depth": depth, "outbox": outbox}
+        if broker_error is not None:
+            queue["error"] = broker_error
+        print(json.dumps({"photos": counts, "queue": queue}))
     else:
         print("  ".join(f"{state} {n}" for state, n in counts.items()) +
-              f"  queue {'-' if depth is None else depth}")
-    return 0
+              f"  queue {'-' if depth is None else depth}  outbox {outbox}" +
+              (f"  (broker: {broker_error})" if broker_error else ""))
+    return 0 if broker_error is None else 1
 
 
 def run_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    db = open_metadata(settings)
     try:
+        db = open_metadata(settings)
         version = db.upgrade()
-    finally:
-        db.close()
+    except PhotopipeError as exc:
+        print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    db.close()
     print(f"database schema at version {version}")
     return 0
 
 
-def _publisher(settings: Settings, store: Any, db: Any) -> Publisher:
+def _checked_metadata(settings: Settings) -> MetadataStore | None:
+    """The metadata store, having checked it answers; None (and why, on stderr) if it does
+    not accept photopipe at all."""
+    try:
+        db = open_metadata(settings)
+        db.outbox_size()
+    except ConfigurationError as exc:
+        print(f"photopipe: {exc}", file=sys.stderr)
+        return None
+    except PhotopipeError as exc:  # down for now: the caller's own retries deal with it
+        print(f"photopipe: warning: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return db
+
+
+def _publisher(settings: Settings, store: ObjectStore, db: MetadataStore) -> Publisher:
     if not settings.broker_url:
         return InProcess(store, db, settings)
     from workers.app import make_app
@@ -111,11 +200,21 @@ def _publisher(settings: Settings, store: Any, db: Any) -> Publisher:
 
 
 def _queue_depth(settings: Settings) -> int | None:
-    """Jobs waiting in the broker's queue; None without a broker, 0 before the first job."""
+    """Jobs waiting in the broker's queue; None without a broker, 0 before the first job.
+
+    Raises:
+        BrokerUnavailable: the broker does not answer within a few seconds.
+    """
     if not settings.broker_url:
         return None
     from workers.app import declare_topology, make_app, queue_depth
+    from workers.publisher import BROKER_ERRORS
 
     app = make_app(settings)
-    declare_topology(app)
-    return queue_depth(app)
+    app.conf.broker_connection_timeout = 3
+    app.conf.broker_connection_max_retries = 0
+    try:
+        declare_topology(app)
+        return queue_depth(app)
+    except BROKER_ERRORS as exc:
+        raise BrokerUnavailable(f"{settings.broker_url.split('@')[-1]}: {exc}") from exc

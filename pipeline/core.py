@@ -12,8 +12,9 @@ from PIL import Image
 
 import filters
 from pipeline import ladders
-from pipeline.decode import SourceInfo, decode, orient_array
+from pipeline.decode import decode, orient_array
 from pipeline.encode import encode
+from pipeline.records import SourceInfo
 from pipeline.renditions import render_ladder
 from pipeline.settings import Encoding, Limits
 

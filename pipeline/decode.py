@@ -11,7 +11,9 @@ picture.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from PIL import Image
 
 from pipeline import errors
 from pipeline.colour import to_srgb
+from pipeline.records import SourceInfo
 from pipeline.renditions import resize
 from pipeline.settings import Limits
 
@@ -52,18 +55,6 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
     8: Image.Transpose.ROTATE_90,
 }
 _EXIF_ORIENTATION = 0x0112
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """What the upload declared, as stored (before orientation)."""
-
-    format: str
-    width: int
-    height: int
-    bytes: int
-    frames: int
-    orientation: int
 
 
 @dataclass(frozen=True)
@@ -113,16 +104,17 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
     if len(data) > limits.max_bytes:
         raise errors.TooLarge(f"{len(data)} bytes is over the limit of {limits.max_bytes}")
     family = sniff(data)
-    with _translated(family):
+    with _decoder(family):
         image = Image.open(io.BytesIO(data), formats=_PLUGINS[family])
         frames = _check_declared(image, limits)
-        orientation = read_orientation(image)
-        declared = image.size
+    orientation = read_orientation(image)
+    declared = image.size
+    with _decoder(family):
         if image.format in ("JPEG", "MPO") and min(need) > 0:
             image.draft(image.mode, _swap_axes(need, orientation))
         image.load()
-        source = SourceInfo(image.format or family, *declared, len(data), frames, orientation)
-        srgb = to_srgb(image, None if fit is None else _resizer(fit, orientation))
+    source = SourceInfo(image.format or family, *declared, len(data), frames, orientation)
+    srgb = to_srgb(image, None if fit is None else _resizer(fit, orientation))
     return Decoded(orient(srgb, orientation) if upright else srgb, source)
 
 
@@ -189,18 +181,24 @@ def _swap_axes(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (height, width) if orientation >= 5 else (width, height)
 
 
-@contextmanager
-def _translated(family: str) -> Iterator[None]:
-    """Turn whatever a decoder raises on hostile input into an :class:`ImageRejected`.
+# What Pillow's plug-ins raise on hostile bytes. Nothing else is a verdict on the image: a
+# MemoryError, a time limit (Celery raises it inside whatever runs) or a bug of ours propagates.
+DECODER_ERRORS: tuple[type[Exception], ...] = (
+    OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, KeyError,
+    TypeError, OverflowError, ZeroDivisionError, Image.DecompressionBombError)
 
-    Decoders fail on crafted files with almost any exception type (OSError, SyntaxError,
-    struct.error, EOFError, ValueError, IndexError...), so everything not already ours is mapped.
+
+@contextmanager
+def _decoder(family: str) -> Iterator[None]:
+    """Turn what a decoder raises on hostile input into an :class:`ImageRejected`.
+
+    Only the calls that parse the upload's bytes run inside: opening, counting frames, drafting
+    and loading. Decoders fail on crafted files with many exception types (OSError, SyntaxError,
+    struct.error, EOFError, ValueError, IndexError...), listed in :data:`DECODER_ERRORS`.
     """
     try:
         yield
-    except errors.ImageRejected:
-        raise
-    except Exception as exc:
+    except DECODER_ERRORS as exc:
         raise _rejection(family, exc) from exc
 
 
@@ -212,6 +210,4 @@ def _rejection(family: str, exc: Exception) -> errors.ImageRejected:
         return errors.Truncated(f"the {family} data ends before the picture does")
     if isinstance(exc, ValueError) and "too large" in text:
         return errors.TooLarge(f"a {family} chunk decompresses beyond the safe limit")
-    if isinstance(exc, MemoryError):
-        return errors.TooManyPixels(f"the {family} picture needs more memory than allowed")
     return errors.Corrupt(f"the {family} data is corrupt ({type(exc).__name__})")

@@ -1,10 +1,10 @@
-"""The errors photopipe raises, and the one distinction the retry policy needs.
+"""The errors photopipe raises, and the distinctions the retry policy needs.
 
 ::
 
     PhotopipeError
-    ├── PermanentError            retrying cannot help: fail the job at once
-    │   ├── ImageRejected         the upload is bad; ``code`` is stable, the message one line
+    ├── PermanentError            retrying cannot help: end the job at once
+    │   ├── ImageRejected         a verdict on the upload's bytes; ``code`` is stable
     │   │   ├── UnsupportedFormat     code ``unsupported_format``
     │   │   ├── TooManyPixels         code ``too_many_pixels``
     │   │   ├── TooLarge              code ``too_large``
@@ -12,16 +12,23 @@
     │   │   ├── Truncated             code ``truncated``
     │   │   └── Corrupt               code ``corrupt``
     │   ├── ObjectNotFound        a key the job names is not in the object store
-    │   ├── StorageRejected       the object store refuses the request (credentials, bucket)
     │   ├── PhotoNotFound         a photo id the job names has no row
-    │   └── TooManyAttempts       the job was tried more often than allowed (a backstop)
-    └── TransientError            a dependency is down or slow: retry with backoff
+    │   └── ConfigurationError    photopipe is set up wrong; the message says what to fix
+    │       ├── StorageRejected       credentials, bucket, permissions (S3 4xx)
+    │       └── DatabaseRejected      authentication, missing database, missing schema
+    ├── AttemptFailed             this render went wrong, not the photo: retry within a bound
+    │   ├── TimedOut              code ``timeout``: over the task's time limit
+    │   ├── OutOfMemory           code ``out_of_memory``: an allocation failed
+    │   └── InternalError         code ``internal_error``: a bug of ours (the type is kept)
+    └── TransientError            a dependency is down or slow: wait it out, spend no attempt
         ├── StorageUnavailable
         ├── DatabaseUnavailable
         └── BrokerUnavailable
 
-Library exceptions (Pillow's, boto3's, psycopg's) are translated into these at the edge with
-``raise ... from exc``, so callers never need to know which library failed.
+Library exceptions (Pillow's, boto3's, psycopg's, sqlite3's, kombu's) are translated into these
+once, at the module that calls the library, with ``raise ... from exc``. Only
+:class:`ImageRejected` is a verdict on an image; everything else that ends a job has a code of
+its own (:data:`ENDING_CODES`).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from typing import ClassVar
 class PhotopipeError(Exception):
     """Base of every error photopipe raises on purpose."""
 
+    code: ClassVar[str] = "error"
+
 
 class PermanentError(PhotopipeError):
     """Retrying the same job cannot succeed."""
@@ -39,6 +48,12 @@ class PermanentError(PhotopipeError):
 
 class TransientError(PhotopipeError):
     """A dependency failed in a way that a later retry may not."""
+
+    code = "unavailable"
+
+
+class AttemptFailed(PhotopipeError):
+    """One render attempt failed for a reason of its own: retried while attempts remain."""
 
 
 class ImageRejected(PermanentError):
@@ -48,7 +63,7 @@ class ImageRejected(PermanentError):
     CLI; the message is one human-readable line.
     """
 
-    code: ClassVar[str] = "rejected"
+    code = "rejected"
 
 
 class UnsupportedFormat(ImageRejected):
@@ -78,19 +93,49 @@ class Corrupt(ImageRejected):
 class ObjectNotFound(PermanentError):
     """The object store has nothing under the requested key."""
 
-
-class StorageRejected(PermanentError):
-    """The object store refused the request in a way retrying cannot fix (4xx but not found)."""
+    code = "missing_original"
 
 
 class PhotoNotFound(PermanentError):
     """The metadata store has no photo with the requested id."""
 
+    code = "no_such_photo"
 
-class TooManyAttempts(PermanentError):
-    """A photo's attempts count passed the limit: whatever keeps failing, stop trying."""
 
-    code = "too_many_attempts"
+class ConfigurationError(PermanentError):
+    """photopipe's own set-up is wrong (credentials, bucket, database): not the photo's fault."""
+
+    code = "configuration"
+
+
+class StorageRejected(ConfigurationError):
+    """The object store refused the request in a way retrying cannot fix (4xx but not found)."""
+
+    code = "storage_rejected"
+
+
+class DatabaseRejected(ConfigurationError):
+    """The database refused photopipe (authentication, no such database or table)."""
+
+    code = "database_rejected"
+
+
+class TimedOut(AttemptFailed):
+    """The render ran past the task's time limit."""
+
+    code = "timeout"
+
+
+class OutOfMemory(AttemptFailed):
+    """An allocation failed (the process's address-space limit, or the machine's memory)."""
+
+    code = "out_of_memory"
+
+
+class InternalError(AttemptFailed):
+    """An exception photopipe did not expect: a bug, recorded with its type and retried."""
+
+    code = "internal_error"
 
 
 class StorageUnavailable(TransientError):
@@ -103,3 +148,28 @@ class DatabaseUnavailable(TransientError):
 
 class BrokerUnavailable(TransientError):
     """The message broker could not be reached or did not confirm a publish."""
+
+
+# Codes a job can end with that are not verdicts on the image, with what they mean.
+ENDING_CODES: dict[str, str] = {
+    "missing_original": "the original is not in the object store",
+    "timeout": "every attempt ran past the time limit",
+    "out_of_memory": "every attempt ran out of memory",
+    "internal_error": "every attempt hit an unexpected exception (a bug)",
+    "worker_lost": "the worker process died during every attempt (killed, or out of memory)",
+    "too_many_attempts": "tried more often than PHOTOPIPE_MAX_ATTEMPTS for no recorded reason",
+    "unavailable": "a dependency stayed down longer than PHOTOPIPE_OUTAGE_PATIENCE",
+    "storage_rejected": "the object store refuses photopipe's requests (configuration)",
+    "database_rejected": "the database refuses photopipe (configuration)",
+    "dead_lettered": "the broker's delivery limit was reached",
+}
+
+
+def classify(exc: BaseException) -> PhotopipeError:
+    """``exc`` as photopipe's error: ours stay as they are, MemoryError is
+    :class:`OutOfMemory`, anything else :class:`InternalError` naming its type."""
+    if isinstance(exc, PhotopipeError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return OutOfMemory(f"MemoryError: {exc}" if str(exc) else "MemoryError")
+    return InternalError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"[:500])

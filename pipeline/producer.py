@@ -1,22 +1,31 @@
 """The producer API for the web tier: accept an upload, queue its processing.
 
-The order is what makes it safe: allocate the id, store the original, insert the ``queued``
-row and commit, and only then publish the job. A crash before the publish leaves a queued row
-that a sweep can re-publish; a job is never published for a row that does not exist. The message
-carries the photo id, never the picture.
+The order is what makes it safe: allocate the id, store the original, then insert the
+``queued`` row together with its job in the outbox, in one transaction. Publishing comes after
+the commit and may fail: the relay (:mod:`pipeline.relay`, run by every worker and by
+``photopipe relay``) publishes whatever the outbox still holds, so a broker outage or a crash
+after the commit delays a job and never loses it, and ``submit`` succeeds while the broker is
+down. A job is never published for a row that does not exist, and the message carries the
+photo id and generation, never the picture.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pipeline.core import check_options
-from pipeline.errors import TooLarge
-from pipeline.jobs import Job, original_key, process
+from pipeline.errors import PhotopipeError, TooLarge, TransientError
+from pipeline.jobs import Job, backoff, original_key, process
 from pipeline.metadata import MetadataStore, NewPhoto
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Publisher(Protocol):
@@ -47,22 +56,68 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
            settings: Settings) -> int:
     """Queue ``upload`` for processing and return its photo id.
 
+    Transient trouble (a database restart, an S3 hiccup) is retried with backoff for up to
+    ``settings.submit_patience`` seconds. An original stored by a submit that then gives up is
+    deleted again. An original given by key is bounded by the worker, which reads at most
+    ``PHOTOPIPE_MAX_BYTES`` of it.
+
     Raises:
         ValueError: the upload's options are wrong (unknown look or ladder, bad strength).
         TooLarge: the bytes are over ``PHOTOPIPE_MAX_BYTES`` (nothing is stored).
-        TransientError: storage, database or broker trouble; nothing was published.
+        TransientError: storage or database trouble outlasted the patience; nothing is queued.
+        ConfigurationError: the store or database refuses photopipe (see the message).
     """
-    if upload.data is not None and len(upload.data) > settings.limits.max_bytes:
-        raise TooLarge(f"{len(upload.data)} bytes is over the limit of "
-                       f"{settings.limits.max_bytes}")
-    photo_id = db.allocate_id()
+    data = upload.data
+    if data is not None and len(data) > settings.limits.max_bytes:
+        raise TooLarge(f"{len(data)} bytes is over the limit of {settings.limits.max_bytes}")
+    photo_id = retrying(db.allocate_id, settings)
     key = upload.source_key or original_key(photo_id)
-    if upload.data is not None:
-        store.put(key, upload.data, "application/octet-stream")
-    db.create(NewPhoto(photo_id, key, upload.ladder, upload.filter, upload.strength,
-                       upload.user_id))
-    publisher.publish(Job(photo_id))
+    if data is not None:
+        retrying(lambda: store.put(key, data, "application/octet-stream"), settings)
+    inline = isinstance(publisher, InProcess)
+    photo = NewPhoto(photo_id, key, upload.ladder, upload.filter, upload.strength,
+                     upload.user_id)
+    try:
+        job = retrying(lambda: db.create(photo, enqueue=not inline), settings)
+    except PhotopipeError:
+        if data is not None:
+            _forget(store, key)
+        raise
+    if inline:
+        publisher.publish(job)
+    else:
+        _publish_now(db, publisher, photo_id)
     return photo_id
+
+
+def retrying(call: Callable[[], T], settings: Settings) -> T:
+    """``call()``, retried with backoff while it raises TransientError, for up to
+    ``settings.submit_patience`` seconds."""
+    deadline = time.monotonic() + settings.submit_patience
+    for retries in range(1_000_000):
+        try:
+            return call()
+        except TransientError:
+            pause = backoff(retries, settings)
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _publish_now(db: MetadataStore, publisher: Publisher, photo_id: int) -> None:
+    """Publish the photo's job at once, if the broker is up; else the relay will."""
+    try:
+        db.relay(publisher.publish, photo_id=photo_id)
+    except TransientError as exc:
+        log.warning("photo %s: queued in the outbox, not yet published: %s", photo_id, exc)
+
+
+def _forget(store: ObjectStore, key: str) -> None:
+    try:
+        store.delete(key)
+    except PhotopipeError as exc:
+        log.warning("could not delete the original %s of a failed submit: %s", key, exc)
 
 
 class InProcess:

@@ -55,10 +55,37 @@ class Settings:
     database_url: str = f"sqlite:///{(DEFAULT_DATA_DIR / 'photopipe.db').resolve()}"
     broker_url: str | None = None
     s3_endpoint_url: str | None = None
-    max_attempts: int = 10
+    max_attempts: int = 5
     task_time_limit: int = 300
+    outage_patience: float = 3600.0
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 60.0
+    submit_patience: float = 15.0
+    statement_timeout_ms: int = 30_000
+    lock_timeout_ms: int = 10_000
     limits: Limits = field(default_factory=Limits)
     encoding: Encoding = field(default_factory=Encoding)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.task_time_limit < 2:
+            raise ValueError("task_time_limit must be at least 2 seconds")
+        if self.outage_patience < 0:
+            raise ValueError("outage_patience must not be negative")
+        if not 0 < self.retry_backoff <= self.retry_backoff_max:
+            raise ValueError("retry_backoff must be positive and at most retry_backoff_max")
+        if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1:
+            raise ValueError("database timeouts must be positive")
+
+    @property
+    def soft_time_limit(self) -> int:
+        """When a render is asked to stop (``TimedOut``), before the hard limit kills it.
+
+        A tenth of the limit, at least one second and at most thirty, is left for the job to
+        record its ending: 300 s gives 270 s, 31 s gives 28 s, 2 s gives 1 s.
+        """
+        return self.task_time_limit - min(30, max(1, self.task_time_limit // 10))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,7 +96,7 @@ class Settings:
         """
         env = os.environ if env is None else env
         data_dir = Path(env.get("PHOTOPIPE_DATA_DIR", str(DEFAULT_DATA_DIR))).resolve()
-        defaults = Limits()
+        defaults, encoding = Limits(), Encoding()
         return cls(
             # Where renditions and originals go: file:///dir or s3://bucket/prefix.
             storage_url=env.get("PHOTOPIPE_STORAGE_URL") or f"file://{data_dir / 'objects'}",
@@ -82,10 +109,24 @@ class Settings:
             s3_endpoint_url=env.get("PHOTOPIPE_S3_ENDPOINT_URL") or None,
             # A photo tried this many times is failed for good (a backstop to the broker's
             # delivery limit and the retry policy).
-            max_attempts=_int(env, "PHOTOPIPE_MAX_ATTEMPTS", 10),
+            # Outages (S3, database, broker) do not count: only attempts that failed for a
+            # reason of their own (time limit, memory, a bug, a worker that died).
+            max_attempts=_int(env, "PHOTOPIPE_MAX_ATTEMPTS", 5),
             # Seconds a worker may spend on one photo before it is killed; must stay below the
             # broker's consumer timeout (RabbitMQ's default is 30 minutes).
             task_time_limit=_int(env, "PHOTOPIPE_TASK_TIME_LIMIT", 300),
+            # Seconds a job keeps retrying through an outage before it is failed `unavailable`.
+            outage_patience=_float(env, "PHOTOPIPE_OUTAGE_PATIENCE", 3600.0),
+            # Seconds before the first retry; each next one waits twice as long, up to the max
+            # (jittered). A time limit's retry starts from the same base.
+            retry_backoff=_float(env, "PHOTOPIPE_RETRY_BACKOFF", 1.0),
+            retry_backoff_max=_float(env, "PHOTOPIPE_RETRY_BACKOFF_MAX", 60.0),
+            # Seconds `submit` retries a transient failure before it gives up (the web tier
+            # is waiting for it).
+            submit_patience=_float(env, "PHOTOPIPE_SUBMIT_PATIENCE", 15.0),
+            # Milliseconds any one SQL statement, and any wait for a row lock, may take.
+            statement_timeout_ms=_int(env, "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS", 30_000),
+            lock_timeout_ms=_int(env, "PHOTOPIPE_DB_LOCK_TIMEOUT_MS", 10_000),
             limits=Limits(
                 # Largest width x height accepted, checked from the header before decoding.
                 max_pixels=_int(env, "PHOTOPIPE_MAX_PIXELS", defaults.max_pixels),
@@ -93,6 +134,12 @@ class Settings:
                 max_bytes=_int(env, "PHOTOPIPE_MAX_BYTES", defaults.max_bytes),
                 # Most frames an animation may declare (only the first is rendered).
                 max_frames=_int(env, "PHOTOPIPE_MAX_FRAMES", defaults.max_frames),
+            ),
+            encoding=Encoding(
+                jpeg_quality=_int(env, "PHOTOPIPE_JPEG_QUALITY", encoding.jpeg_quality),
+                webp_quality=_int(env, "PHOTOPIPE_WEBP_QUALITY", encoding.webp_quality),
+                # libwebp's effort, 0 (fastest) to 6 (smallest).
+                webp_method=_int(env, "PHOTOPIPE_WEBP_METHOD", encoding.webp_method),
             ),
         )
 
@@ -105,3 +152,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw.replace("_", ""))
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, not {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw.replace("_", ""))
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from exc

@@ -20,10 +20,11 @@ class Outcome:
     row: PhotoRow | None
     renditions: list[RenditionRow]
     error: tuple[str, str] | None = None
+    photo_id: int | None = None  # known even when the row cannot be read
 
     @property
     def ok(self) -> bool:
-        return self.row is not None and self.row.status == "ready"
+        return self.error is None and self.row is not None and self.row.status == "ready"
 
     @property
     def failure(self) -> tuple[str, str] | None:
@@ -40,7 +41,7 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     failure = outcome.failure
     return {
         "path": str(outcome.path),
-        "photo_id": outcome.row.id if outcome.row else None,
+        "photo_id": outcome.row.id if outcome.row else outcome.photo_id,
         "status": "ready" if outcome.ok else "failed",
         "error": {"code": failure[0], "message": failure[1]} if failure else None,
         "renditions": [rendition_json(r) for r in outcome.renditions],

@@ -7,9 +7,15 @@ Delivery is at least once and processing idempotent (see pipeline.jobs):
 * publisher confirms (RabbitMQ): ``submit`` returns only once the broker has the job;
 * on RabbitMQ, a quorum queue with a delivery limit: a job that keeps killing workers is
   dead-lettered to ``photopipe.photos.dead`` instead of looping;
-* task time limits well below RabbitMQ's consumer timeout (30 minutes by default).
+* task time limits well below RabbitMQ's consumer timeout (30 minutes by default): the soft
+  limit ends the render as ``TimedOut`` (recorded, retried within ``PHOTOPIPE_MAX_ATTEMPTS``);
+  past the hard limit the process is killed and the message goes back to the queue, never acked
+  unrecorded;
+* the workers consume the dead-letter queue too, and put what arrives there back through the
+  outbox while the photo has attempts left (the next start records the ending otherwise).
 
-Redis works too (``redis://``): there the visibility timeout plays the delivery limit's part.
+Redis works too (``redis://``): there the visibility timeout redelivers what a lost worker held,
+and the photo row's attempts are the only bound.
 """
 
 from __future__ import annotations
@@ -61,28 +67,37 @@ def make_app(settings: Settings) -> Celery:
     amqp = is_amqp(settings.broker_url)
     app = Celery("photopipe", broker=settings.broker_url, include=["workers.tasks"])
     app.conf.update(
-        task_queues=[photo_queue(settings.broker_url)],
+        task_queues=[photo_queue(settings.broker_url)] + (
+            [dead_letter_queue()] if amqp else []),
         task_default_queue=QUEUE,
         task_default_exchange=EXCHANGE.name,
         task_default_exchange_type="topic",
         task_default_routing_key=QUEUE,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        task_acks_on_failure_or_timeout=True,
+        task_acks_on_failure=False,
+        task_acks_on_timeout=False,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit,
-        task_soft_time_limit=max(1, settings.task_time_limit - 30),
+        task_soft_time_limit=settings.soft_time_limit,
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A job running when the broker goes away finishes and records its ending; its message
+        # comes back when the broker does, and the worker skips it as done.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options=({"confirm_publish": True} if amqp
                                   else {"visibility_timeout": 2 * settings.task_time_limit}),
         task_publish_retry_policy={"max_retries": 5, "interval_start": 0.2,
                                    "interval_step": 0.5, "interval_max": 3},
     )
     return app
+
+
+def consumed_queues(broker_url: str) -> list[str]:
+    """The queues a worker consumes: the jobs, and on RabbitMQ the dead letters too."""
+    return [QUEUE, DEAD_QUEUE] if is_amqp(broker_url) else [QUEUE]
 
 
 def declare_topology(app: Celery) -> None:

@@ -1,4 +1,4 @@
-"""Publish jobs to the Celery queue, for :func:`pipeline.producer.submit`."""
+"""Publish jobs to the Celery queue, for :func:`pipeline.producer.submit` and the relay."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
 
 from pipeline.errors import BrokerUnavailable
-from pipeline.jobs import Job
+from pipeline.records import Job
 from workers.app import QUEUE, TASK, declare_topology
+
+# What kombu and amqp raise when the broker is down, slow, or refuses a publish confirm.
+BROKER_ERRORS = (OperationalError, KombuError, ConnectionError, OSError, TimeoutError)
 
 
 class CeleryPublisher:
-    """Sends ``photopipe.process_photo(photo_id)``; with publisher confirms on RabbitMQ, returns
-    only once the broker has the message."""
+    """Sends ``photopipe.process_photo(photo_id, generation=g)``; with publisher confirms on
+    RabbitMQ, returns only once the broker has the message."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app
@@ -23,6 +26,7 @@ class CeleryPublisher:
             if not self._declared:
                 declare_topology(self.app)
                 self._declared = True
-            self.app.send_task(TASK, args=[job.photo_id], queue=QUEUE, retry=True)
-        except (OperationalError, KombuError, ConnectionError, OSError) as exc:
+            self.app.send_task(TASK, args=[job.photo_id],
+                               kwargs={"generation": job.generation}, queue=QUEUE, retry=True)
+        except BROKER_ERRORS as exc:
             raise BrokerUnavailable(f"cannot publish photo {job.photo_id}: {exc}") from exc

@@ -1,18 +1,32 @@
 """Metadata: the port, its records, and :func:`open_metadata` to pick an implementation.
 
-A photo row moves ``queued -> processing -> ready | failed``; its renditions are replaced as a
-whole when it becomes ready, so re-running a photo replaces rows instead of adding them. Every
-implementation passes the same contract tests (tests/metadata/test_contract.py).
+A photo row moves ``queued -> processing -> ready | failed`` (and back to ``queued`` when an
+attempt is to be retried). Two counters on the row make racing renders safe:
+
+* ``generation`` is bumped by every request to render the photo (a submit, a resubmission with
+  other options). A job carries the generation it was queued for; a worker skips a job whose
+  generation the photo has moved past, or has already finished.
+* ``lease`` is bumped by every :meth:`MetadataStore.start`. A render's objects are written under
+  keys that name its generation and lease, and :meth:`~MetadataStore.finish` and
+  :meth:`~MetadataStore.fail` commit only while the lease is still the row's: of two renders
+  racing, the later start wins, and the loser knows that its objects (and only those) are
+  garbage.
+
+Every request to render writes its job into an outbox in the same transaction as the row
+(:meth:`~MetadataStore.create`); :meth:`~MetadataStore.relay` publishes unsent jobs, so a broker
+outage or a crash after the commit delays a job and never loses it.
+
+Every implementation passes the same contract tests (tests/metadata/test_contract.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from pipeline.decode import SourceInfo
+from pipeline.records import Job, SourceInfo
 from pipeline.settings import Settings
 
 Status = Literal["queued", "processing", "ready", "failed"]
@@ -60,6 +74,22 @@ class PhotoRow:
     error_message: str | None
     created_at: str
     updated_at: str
+    generation: int = 0
+    lease: int = 0
+    last_error_code: str | None = None
+    last_error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What :meth:`MetadataStore.start` made of a job: a lease to render under, or a skip."""
+
+    row: PhotoRow
+    skipped: Literal["superseded", "done"] | None = None
+
+    @property
+    def lease(self) -> int:
+        return self.row.lease
 
 
 def photo_from_row(row: Mapping[str, Any]) -> PhotoRow:
@@ -73,7 +103,18 @@ def photo_from_row(row: Mapping[str, Any]) -> PhotoRow:
         filter=row["filter"], strength=row["strength"], user_id=row["user_id"],
         attempts=row["attempts"], source=source, error_code=row["error_code"],
         error_message=row["error_message"], created_at=_timestamp(row["created_at"]),
-        updated_at=_timestamp(row["updated_at"]))
+        updated_at=_timestamp(row["updated_at"]), generation=row["generation"],
+        lease=row["lease"], last_error_code=row["last_error_code"],
+        last_error_message=row["last_error_message"])
+
+
+def claim_of(row: PhotoRow, job: Job) -> Claim | None:
+    """The skip a job gets from the row as it is, or None when the job should render."""
+    if row.generation > job.generation:
+        return Claim(row, "superseded")
+    if row.status in ("ready", "failed") and row.generation == job.generation:
+        return Claim(row, "done")
+    return None
 
 
 def _timestamp(value: Any) -> str:
@@ -81,8 +122,11 @@ def _timestamp(value: Any) -> str:
     return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)
 
 
+Publish = Callable[[Job], None]
+
+
 class MetadataStore(Protocol):
-    """Where photo and rendition rows live."""
+    """Where photo and rendition rows, and the outbox of unsent jobs, live."""
 
     def upgrade(self) -> int:
         """Bring the schema up to date; return its version."""
@@ -90,18 +134,51 @@ class MetadataStore(Protocol):
     def allocate_id(self) -> int:
         """A new, time-ordered 64-bit photo id (41 bits of ms, 13 of shard, 10 of sequence)."""
 
-    def create(self, photo: NewPhoto) -> None:
-        """Insert ``photo`` as ``queued``, or re-queue the existing row with these options."""
+    def create(self, photo: NewPhoto, *, enqueue: bool = True) -> Job:
+        """Insert ``photo`` as ``queued`` (or re-queue the existing row with these options, as
+        a new generation with its attempts reset), and with ``enqueue`` put its job in the
+        outbox, in one transaction. Returns the job to render."""
 
-    def start(self, photo_id: int) -> PhotoRow:
-        """Mark the photo ``processing`` and count the attempt. Raises PhotoNotFound."""
+    def start(self, job: Job, *, refund: int | None = None) -> Claim:
+        """Take a new lease on the photo for ``job``: ``processing``, one more attempt (none
+        when ``refund`` is the current lease: that attempt only waited out an outage).
 
-    def finish(self, photo_id: int, source: SourceInfo,
-               renditions: Sequence[RenditionRow]) -> None:
-        """Mark the photo ``ready`` and replace its renditions, in one transaction."""
+        A job for an older generation, or for one already ``ready``/``failed``, is skipped and
+        changes nothing. Raises PhotoNotFound.
+        """
 
-    def fail(self, photo_id: int, code: str, message: str) -> None:
-        """Mark the photo ``failed`` with an error code and message; drop its renditions."""
+    def finish(self, photo_id: int, lease: int, source: SourceInfo,
+               renditions: Sequence[RenditionRow]) -> list[RenditionRow] | None:
+        """Mark the photo ``ready`` with these renditions, in one transaction, if ``lease`` is
+        still the photo's. Returns the renditions it replaced, or None when the lease was lost
+        (nothing changed)."""
+
+    def fail(self, photo_id: int, lease: int, code: str,
+             message: str) -> list[RenditionRow] | None:
+        """Mark the photo ``failed`` with a code and message if ``lease`` is still the
+        photo's; drop its renditions and return them (their objects are to be deleted), or
+        None when the lease was lost."""
+
+    def retry_later(self, photo_id: int, lease: int, code: str, message: str) -> bool:
+        """Record why an attempt failed and put the photo back to ``queued`` for its retry, if
+        ``lease`` is still the photo's."""
+
+    def note(self, photo_id: int, code: str, message: str) -> None:
+        """Record why the photo's current attempt ended (a worker lost, a hard time limit)
+        while it is ``processing``, from a process that holds no lease."""
+
+    def requeue(self, job: Job) -> bool:
+        """Put ``job`` in the outbox again if it is still the photo's current, unfinished
+        generation (after the broker dead-lettered it); return whether it did."""
+
+    def relay(self, publish: Publish, *, limit: int = 100, photo_id: int | None = None) -> int:
+        """Publish up to ``limit`` unsent jobs (oldest first; only ``photo_id``'s when given)
+        and remove those published. Safe to run in many processes at once: each job is taken
+        by one. A publish that raises stops the batch; what was published before it stays
+        removed, and the error propagates. Returns how many were published."""
+
+    def outbox_size(self) -> int:
+        """How many jobs wait in the outbox."""
 
     def get(self, photo_id: int) -> PhotoRow | None:
         """The photo's row, or None."""
@@ -131,5 +208,7 @@ def open_metadata(settings: Settings) -> MetadataStore:
     if url.scheme in ("postgresql", "postgres"):
         from pipeline.metadata.postgres import PostgresMetadata
 
-        return PostgresMetadata(settings.database_url)
+        return PostgresMetadata(settings.database_url,
+                                statement_timeout_ms=settings.statement_timeout_ms,
+                                lock_timeout_ms=settings.lock_timeout_ms)
     raise ValueError(f"unsupported PHOTOPIPE_DATABASE_URL scheme {url.scheme!r}")

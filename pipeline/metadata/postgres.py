@@ -1,15 +1,21 @@
 """The PostgreSQL metadata store (``postgresql://...``), through psycopg 3.
 
-Migrations are the numbered SQL files in ``migrations/``, applied in order under an advisory
-lock by ``photopipe db upgrade`` (and recorded in ``schema_migrations``). Photo ids come from the
-``next_photo_id()`` function, the id column's default. psycopg's errors are translated at this
-edge: a lost connection, a serialization failure or a deadlock is :class:`DatabaseUnavailable`
-(transient), and the connection is re-opened on the next call.
+Migrations are the numbered SQL files in ``migrations/``, applied in order under a
+transaction-scoped advisory lock by ``photopipe db upgrade`` (and recorded in
+``schema_migrations``). Photo ids come from the ``next_photo_id()`` function, the id column's
+default. Every transaction sets its own statement and lock timeouts (``SET LOCAL``: no session
+state, so a transaction-pooling pgbouncer may sit in between, and no prepared statements).
+
+psycopg's errors are translated here, once (:func:`translate`): authentication and a missing
+database, schema or table are :class:`DatabaseRejected` (permanent, the message says what to
+fix); a lost connection, a server shutting down or starting, timeouts, serialization failures
+and deadlocks are :class:`DatabaseUnavailable` (transient; the connection is re-opened on the
+next call); anything else is a bug of ours, :class:`InternalError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,21 +24,49 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
-from pipeline.decode import SourceInfo
-from pipeline.errors import DatabaseUnavailable, PhotoNotFound
-from pipeline.metadata import STATUSES, NewPhoto, PhotoRow, RenditionRow, photo_from_row
+from pipeline.errors import (
+    DatabaseRejected,
+    DatabaseUnavailable,
+    InternalError,
+    PhotopipeError,
+)
+from pipeline.metadata.sql import Cursor, SqlMetadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK = 0x70686F746F  # advisory lock key for migrations ("photo")
-_TRANSIENT = (psycopg.OperationalError, pg_errors.SerializationFailure,
-              pg_errors.DeadlockDetected, pg_errors.AdminShutdown)
+# Server messages of a refused connection (psycopg gives connection errors no SQLSTATE).
+_REFUSALS = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
+             "authentication failed", "permission denied")
+# SQLSTATE classes that mean photopipe is set up wrong: 28 authorization, 3D catalog (no such
+# database), 3F schema, 42 undefined table/column/function (migrations not applied).
+_REJECTED_CLASSES = ("28", "3D", "3F", "42")
+_TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError,
+              pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
 
-class PostgresMetadata:
+def translate(exc: psycopg.Error) -> PhotopipeError:
+    """psycopg's exception as photopipe's error."""
+    state = exc.sqlstate or ""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if state[:2] in _REJECTED_CLASSES or (
+            not state and isinstance(exc, psycopg.OperationalError)
+            and any(refusal in str(exc) for refusal in _REFUSALS)):
+        hint = " (run `photopipe db upgrade`)" if state[:2] == "42" else \
+            " (check PHOTOPIPE_DATABASE_URL)"
+        return DatabaseRejected(f"PostgreSQL refused photopipe: {text}{hint}")
+    if isinstance(exc, _TRANSIENT):
+        return DatabaseUnavailable(f"PostgreSQL: {type(exc).__name__}: {text}")
+    return InternalError(f"PostgreSQL: {type(exc).__name__}: {text}")
+
+
+class PostgresMetadata(SqlMetadata):
     """Photo and rendition rows in PostgreSQL."""
 
-    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, *, connect_timeout: int = 10,
+                 statement_timeout_ms: int = 30_000, lock_timeout_ms: int = 10_000) -> None:
         self.url, self.connect_timeout = url, connect_timeout
+        self._timeouts = (f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
+                          f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
 
     def upgrade(self) -> int:
@@ -42,8 +76,7 @@ class PostgresMetadata:
             cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                         "(version integer PRIMARY KEY, applied_at timestamptz DEFAULT now())")
             cur.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")
-            row = cur.fetchone()
-            current = int(row["v"]) if row else 0
+            current = int(cur.fetchone()["v"])
             files = sorted(MIGRATIONS.glob("*.sql"))
             for path in files[current:]:
                 cur.execute(path.read_text())
@@ -55,75 +88,7 @@ class PostgresMetadata:
         """A new photo id from ``next_photo_id()``."""
         with self._transaction() as cur:
             cur.execute("SELECT next_photo_id() AS id")
-            row = cur.fetchone()
-        if row is None:
-            raise DatabaseUnavailable("next_photo_id() returned nothing")
-        return int(row["id"])
-
-    def create(self, photo: NewPhoto) -> None:
-        with self._transaction() as cur:
-            cur.execute(
-                """INSERT INTO photos (id, status, source_key, ladder, filter, strength, user_id)
-                   VALUES (%s, 'queued', %s, %s, %s, %s, %s)
-                   ON CONFLICT (id) DO UPDATE SET status = 'queued',
-                       source_key = excluded.source_key, ladder = excluded.ladder,
-                       filter = excluded.filter, strength = excluded.strength,
-                       user_id = excluded.user_id, error_code = NULL, error_message = NULL,
-                       updated_at = now()""",
-                (photo.id, photo.source_key, photo.ladder, photo.filter, photo.strength,
-                 photo.user_id))
-
-    def start(self, photo_id: int) -> PhotoRow:
-        with self._transaction() as cur:
-            cur.execute("""UPDATE photos SET status = 'processing', attempts = attempts + 1,
-                           updated_at = now() WHERE id = %s RETURNING *""", (photo_id,))
-            row = cur.fetchone()
-        if row is None:
-            raise PhotoNotFound(f"no photo {photo_id}")
-        return photo_from_row(row)
-
-    def finish(self, photo_id: int, source: SourceInfo,
-               renditions: Sequence[RenditionRow]) -> None:
-        with self._transaction() as cur:
-            cur.execute(
-                """UPDATE photos SET status = 'ready', source_format = %s, source_width = %s,
-                   source_height = %s, source_bytes = %s, source_frames = %s, orientation = %s,
-                   error_code = NULL, error_message = NULL, updated_at = now() WHERE id = %s""",
-                (source.format, source.width, source.height, source.bytes, source.frames,
-                 source.orientation, photo_id))
-            cur.execute("DELETE FROM renditions WHERE photo_id = %s", (photo_id,))
-            cur.executemany(
-                """INSERT INTO renditions (photo_id, name, format, object_key, width, height,
-                   bytes, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
-                [(photo_id, r.name, r.format, r.key, r.width, r.height, r.bytes, position)
-                 for position, r in enumerate(renditions)])
-
-    def fail(self, photo_id: int, code: str, message: str) -> None:
-        with self._transaction() as cur:
-            cur.execute("""UPDATE photos SET status = 'failed', error_code = %s,
-                           error_message = %s, updated_at = now() WHERE id = %s""",
-                        (code, message, photo_id))
-            cur.execute("DELETE FROM renditions WHERE photo_id = %s", (photo_id,))
-
-    def get(self, photo_id: int) -> PhotoRow | None:
-        with self._transaction() as cur:
-            cur.execute("SELECT * FROM photos WHERE id = %s", (photo_id,))
-            row = cur.fetchone()
-        return photo_from_row(row) if row else None
-
-    def renditions(self, photo_id: int) -> list[RenditionRow]:
-        with self._transaction() as cur:
-            cur.execute("""SELECT name, format, object_key, width, height, bytes
-                           FROM renditions WHERE photo_id = %s ORDER BY position""", (photo_id,))
-            rows = cur.fetchall()
-        return [RenditionRow(r["name"], r["format"], r["object_key"], r["width"], r["height"],
-                             r["bytes"]) for r in rows]
-
-    def counts(self) -> dict[str, int]:
-        with self._transaction() as cur:
-            cur.execute("SELECT status, count(*) AS n FROM photos GROUP BY status")
-            found = {r["status"]: int(r["n"]) for r in cur.fetchall()}
-        return {status: found.get(status, 0) for status in STATUSES}
+            return int(cur.fetchone()["id"])
 
     def close(self) -> None:
         if self._conn is not None:
@@ -131,17 +96,25 @@ class PostgresMetadata:
             self._conn = None
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+    def _transaction(self) -> Iterator[Cursor]:
         try:
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cur:
+                cur.execute(self._timeouts.encode())
                 yield cur
-        except _TRANSIENT as exc:
-            self.close()
-            raise DatabaseUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+        except psycopg.Error as exc:
+            if isinstance(exc, _TRANSIENT) or conn_broken(self._conn):
+                self.close()
+            raise translate(exc) from exc
 
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
-                                         connect_timeout=self.connect_timeout)
+                                         connect_timeout=self.connect_timeout,
+                                         prepare_threshold=None)
         return self._conn
+
+
+def conn_broken(conn: psycopg.Connection[Any] | None) -> bool:
+    """Whether ``conn`` can no longer be used (closed, or its socket is gone)."""
+    return conn is None or conn.closed or conn.broken

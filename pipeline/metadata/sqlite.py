@@ -1,4 +1,10 @@
-"""The SQLite metadata store: the embedded default (``sqlite:///path``)."""
+"""The SQLite metadata store: the embedded default (``sqlite:///path``).
+
+sqlite3's errors are translated here, once: a busy or locked database and I/O errors are
+:class:`DatabaseUnavailable` (transient); a file that cannot be opened or is not a database,
+and a missing table, are :class:`DatabaseRejected` (set-up); anything else is a bug of ours,
+:class:`InternalError`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.decode import SourceInfo
-from pipeline.errors import DatabaseUnavailable, PhotoNotFound
-from pipeline.metadata import STATUSES, NewPhoto, PhotoRow, RenditionRow, photo_from_row
+from pipeline.errors import (
+    DatabaseRejected,
+    DatabaseUnavailable,
+    InternalError,
+    PhotopipeError,
+)
+from pipeline.metadata.sql import Cursor, SqlMetadata
 
 # Each entry upgrades the schema by one version; PRAGMA user_version records how far it got.
 MIGRATIONS: tuple[str, ...] = (
@@ -51,122 +61,107 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     "CREATE TABLE photo_id_seq (n INTEGER PRIMARY KEY AUTOINCREMENT)",
+    """
+    ALTER TABLE photos ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE photos ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE photos ADD COLUMN last_error_code TEXT;
+    ALTER TABLE photos ADD COLUMN last_error_message TEXT;
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        photo_id    INTEGER NOT NULL,
+        generation  INTEGER NOT NULL,
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX outbox_photo ON outbox (photo_id);
+    """,
 )
 EPOCH_MS = 1735689600000  # 2025-01-01T00:00:00Z, as in the PostgreSQL function
-_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+_TRANSIENT_TEXT = ("locked", "busy", "disk i/o error", "database or disk is full")
+_REJECTED_TEXT = ("unable to open", "not a database", "no such table", "no such column",
+                  "readonly", "read-only")
 
 
-class SqliteMetadata:
+def translate(exc: sqlite3.Error) -> PhotopipeError:
+    """sqlite3's exception as photopipe's error."""
+    text = str(exc).lower()
+    if any(t in text for t in _TRANSIENT_TEXT):
+        return DatabaseUnavailable(f"SQLite: {exc}")
+    if any(t in text for t in _REJECTED_TEXT):
+        return DatabaseRejected(f"SQLite refused photopipe: {exc} "
+                                "(check PHOTOPIPE_DATABASE_URL and PHOTOPIPE_DATA_DIR)")
+    return InternalError(f"SQLite: {type(exc).__name__}: {exc}")
+
+
+class _Cursor:
+    """sqlite3's cursor speaking the ``%s`` parameter style the shared statements use."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._cursor = db.cursor()
+
+    def execute(self, sql: Any, params: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(sql.replace("%s", "?"), tuple(params))
+
+    def executemany(self, sql: Any, params: Sequence[Sequence[Any]]) -> Any:
+        return self._cursor.executemany(sql.replace("%s", "?"), [tuple(p) for p in params])
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class SqliteMetadata(SqlMetadata):
     """Photo and rendition rows in one SQLite file, migrated on open."""
 
+    NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    LOCK = ""  # BEGIN IMMEDIATE already serialises every writer
+    SKIP_LOCKED = ""
+
     def __init__(self, path: str) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        except OSError as exc:
+            raise DatabaseRejected(f"SQLite: cannot create {path}: {exc.strerror}") from exc
         self.upgrade()
 
     def upgrade(self) -> int:
         """Apply the migrations not yet applied; return the schema version."""
-        with self._transaction() as db:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        with self._transaction() as cur:
+            version = int(cur.execute("PRAGMA user_version").fetchone()[0])
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in filter(str.strip, script.split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+                    cur.execute(statement)
+                cur.execute(f"PRAGMA user_version = {number}")
         return len(MIGRATIONS)
 
     def allocate_id(self, shard_id: int = 0) -> int:
         """Instagram's id scheme, as ``next_photo_id()`` computes it in PostgreSQL."""
-        with self._transaction() as db:
-            seq = db.execute("INSERT INTO photo_id_seq DEFAULT VALUES").lastrowid or 0
-            db.execute("DELETE FROM photo_id_seq WHERE n < ?", (seq,))
+        with self._transaction() as cur:
+            seq = cur.execute("INSERT INTO photo_id_seq DEFAULT VALUES").lastrowid or 0
+            cur.execute("DELETE FROM photo_id_seq WHERE n < %s", (seq,))
         now_ms = time.time_ns() // 1_000_000
         return ((now_ms - EPOCH_MS) << 23) | (shard_id << 10) | (seq % 1024)
-
-    def create(self, photo: NewPhoto) -> None:
-        with self._transaction() as db:
-            db.execute(
-                f"""INSERT INTO photos (id, status, source_key, ladder, filter, strength, user_id)
-                    VALUES (?, 'queued', ?, ?, ?, ?, ?)
-                    ON CONFLICT (id) DO UPDATE SET status = 'queued',
-                        source_key = excluded.source_key, ladder = excluded.ladder,
-                        filter = excluded.filter, strength = excluded.strength,
-                        user_id = excluded.user_id, error_code = NULL, error_message = NULL,
-                        updated_at = {_NOW}""",
-                (photo.id, photo.source_key, photo.ladder, photo.filter, photo.strength,
-                 photo.user_id))
-
-    def start(self, photo_id: int) -> PhotoRow:
-        with self._transaction() as db:
-            updated = db.execute(
-                f"""UPDATE photos SET status = 'processing', attempts = attempts + 1,
-                    updated_at = {_NOW} WHERE id = ?""", (photo_id,)).rowcount
-        row = self.get(photo_id)
-        if not updated or row is None:
-            raise PhotoNotFound(f"no photo {photo_id}")
-        return row
-
-    def finish(self, photo_id: int, source: SourceInfo,
-               renditions: Sequence[RenditionRow]) -> None:
-        with self._transaction() as db:
-            db.execute(
-                f"""UPDATE photos SET status = 'ready', source_format = ?, source_width = ?,
-                    source_height = ?, source_bytes = ?, source_frames = ?, orientation = ?,
-                    error_code = NULL, error_message = NULL, updated_at = {_NOW}
-                    WHERE id = ?""",
-                (source.format, source.width, source.height, source.bytes, source.frames,
-                 source.orientation, photo_id))
-            db.execute("DELETE FROM renditions WHERE photo_id = ?", (photo_id,))
-            db.executemany(
-                """INSERT INTO renditions (photo_id, name, format, object_key, width, height,
-                    bytes, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                [(photo_id, r.name, r.format, r.key, r.width, r.height, r.bytes, position)
-                 for position, r in enumerate(renditions)])
-
-    def fail(self, photo_id: int, code: str, message: str) -> None:
-        with self._transaction() as db:
-            db.execute(
-                f"""UPDATE photos SET status = 'failed', error_code = ?, error_message = ?,
-                    updated_at = {_NOW} WHERE id = ?""", (code, message, photo_id))
-            db.execute("DELETE FROM renditions WHERE photo_id = ?", (photo_id,))
-
-    def get(self, photo_id: int) -> PhotoRow | None:
-        row = self._query("SELECT * FROM photos WHERE id = ?", (photo_id,))
-        return photo_from_row(dict(row[0])) if row else None
-
-    def renditions(self, photo_id: int) -> list[RenditionRow]:
-        rows = self._query(
-            """SELECT name, format, object_key, width, height, bytes FROM renditions
-               WHERE photo_id = ? ORDER BY position""", (photo_id,))
-        return [RenditionRow(r["name"], r["format"], r["object_key"], r["width"], r["height"],
-                             r["bytes"]) for r in rows]
-
-    def counts(self) -> dict[str, int]:
-        rows = self._query("SELECT status, count(*) AS n FROM photos GROUP BY status", ())
-        found = {r["status"]: r["n"] for r in rows}
-        return {status: int(found.get(status, 0)) for status in STATUSES}
 
     def close(self) -> None:
         self._db.close()
 
-    def _query(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
-        try:
-            return self._db.execute(sql, args).fetchall()
-        except sqlite3.OperationalError as exc:
-            raise DatabaseUnavailable(f"SQLite: {exc}") from exc
-
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[Cursor]:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield _Cursor(self._db)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise DatabaseUnavailable(f"SQLite: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc

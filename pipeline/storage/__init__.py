@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from pipeline.errors import TooLarge
 from pipeline.settings import Settings
 
 
@@ -19,8 +20,10 @@ class ObjectStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data`` under ``key``, replacing what was there (atomically)."""
 
-    def get(self, key: str) -> bytes:
-        """The bytes under ``key``. Raises ObjectNotFound when there are none."""
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The bytes under ``key``. Raises ObjectNotFound when there are none, and TooLarge
+        (having read at most ``max_bytes + 1`` bytes) when the object is larger than
+        ``max_bytes``."""
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` holds an object."""
@@ -30,6 +33,12 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str = "") -> Iterator[str]:
         """Every key that starts with ``prefix``, in sorted order."""
+
+
+def check_size(key: str, size: int, max_bytes: int | None) -> None:
+    """Raise TooLarge when an object of ``size`` bytes is over ``max_bytes``."""
+    if max_bytes is not None and size > max_bytes:
+        raise TooLarge(f"the original at {key!r} is over the limit of {max_bytes} bytes")
 
 
 def check_key(key: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.errors import ObjectNotFound, StorageUnavailable
-from pipeline.storage import check_key
+from pipeline.storage import check_key, check_size
 
 
 class LocalStore:
@@ -35,9 +35,13 @@ class LocalStore:
         except OSError as exc:
             raise StorageUnavailable(f"cannot write {target}: {exc.strerror}") from exc
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self.path(key).read_bytes()
+            with self.path(key).open("rb") as handle:
+                check_size(key, os.fstat(handle.fileno()).st_size, max_bytes)
+                data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+            check_size(key, len(data), max_bytes)  # it grew since the stat
+            return data
         except FileNotFoundError:
             raise ObjectNotFound(f"no object at {key!r}") from None
         except OSError as exc:
@@ -47,7 +51,19 @@ class LocalStore:
         return self.path(key).is_file()
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        """Remove the file, and the folders above it that it leaves empty (below the root)."""
+        target = self.path(key)
+        try:
+            target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete {key!r}: {exc.strerror}") from exc
+        for folder in target.parents:
+            if folder == self.root or self.root not in folder.parents:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): the folders above are in use
+                break
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

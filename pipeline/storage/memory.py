@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 
 from pipeline.errors import ObjectNotFound
-from pipeline.storage import check_key
+from pipeline.storage import check_key, check_size
 
 
 class MemoryStore:
@@ -20,12 +20,14 @@ class MemoryStore:
         with self._lock:
             self._objects[check_key(key)] = (bytes(data), content_type)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
         with self._lock:
             try:
-                return self._objects[key][0]
+                data = self._objects[key][0]
             except KeyError:
                 raise ObjectNotFound(f"no object at {key!r}") from None
+        check_size(key, len(data), max_bytes)
+        return data
 
     def exists(self, key: str) -> bool:
         with self._lock:

@@ -17,11 +17,18 @@ from typing import IO, TYPE_CHECKING, Any
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 from botocore.loaders import JSONFileLoader, Loader
 
 from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable
-from pipeline.storage import check_key
+from pipeline.storage import check_key, check_size
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -29,8 +36,12 @@ if TYPE_CHECKING:
 # Renditions are re-rendered in place when a look or the ladder changes, so a day, not forever.
 RENDITION_CACHE_CONTROL = "public, max-age=86400"
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-_TRANSIENT = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown",
-              "RequestTimeout", "RequestTimeTooSkewed", "Throttling", "ThrottlingException"}
+_TRANSIENT = {"429", "500", "502", "503", "504", "InternalError", "ServiceUnavailable",
+              "SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "Throttling",
+              "ThrottlingException", "TooManyRequests", "RequestLimitExceeded"}
+# botocore errors raised before any request: photopipe's set-up, not the network.
+_CONFIGURATION = (NoCredentialsError, PartialCredentialsError, NoRegionError,
+                  ParamValidationError)
 
 
 def client(endpoint_url: str | None = None, access_key: str | None = None,
@@ -90,10 +101,22 @@ class S3Store:
             self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
                                ContentType=content_type, **extra)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """One GET; with ``max_bytes``, a ranged one that reads at most one byte past it."""
+        extra: dict[str, Any] = {} if max_bytes is None else {"Range": f"bytes=0-{max_bytes}"}
         with _translated(key):
-            body = self.s3.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-            return body.read()
+            try:
+                response = self.s3.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+                    raise
+                return b""  # a range of an empty object
+            total = str(response.get("ContentRange", "")).rpartition("/")[2]
+            if total.isdigit():
+                check_size(key, int(total), max_bytes)
+            data = response["Body"].read()
+        check_size(key, len(data), max_bytes)
+        return data
 
     def exists(self, key: str) -> bool:
         try:
@@ -129,15 +152,22 @@ class S3Store:
 
 @contextmanager
 def _translated(key: str) -> Iterator[None]:
-    """Map botocore's exceptions onto photopipe's error tree."""
+    """Map botocore's exceptions onto photopipe's error tree: not found; throttling, 5xx and
+    the network (after boto3's own retries) are transient; credentials, permissions, a missing
+    bucket and other refusals are the set-up's fault."""
     try:
         yield
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in _NOT_FOUND:
             raise ObjectNotFound(f"no object at {key!r}") from exc
-        if code in _TRANSIENT:
-            raise StorageUnavailable(f"S3 {code} on {key!r}") from exc
-        raise StorageRejected(f"S3 refused {key!r}: {code}") from exc
+        if code in _TRANSIENT or status == 429 or status >= 500:
+            raise StorageUnavailable(f"S3 {code or status} on {key!r}") from exc
+        raise StorageRejected(f"S3 refused {key!r}: {code or status} (check the bucket, "
+                              "the credentials and PHOTOPIPE_S3_ENDPOINT_URL)") from exc
+    except _CONFIGURATION as exc:
+        raise StorageRejected(f"S3 client set-up: {exc} (check the AWS credentials and "
+                              "region)") from exc
     except BotoCoreError as exc:
         raise StorageUnavailable(f"S3 unreachable for {key!r}: {exc}") from exc

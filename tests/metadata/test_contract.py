@@ -9,13 +9,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.decode import SourceInfo
-from pipeline.errors import DatabaseUnavailable, PhotoNotFound
+from pipeline.errors import BrokerUnavailable, PhotoNotFound
 from pipeline.metadata import MetadataStore, NewPhoto, RenditionRow, open_metadata
 from pipeline.metadata.postgres import PostgresMetadata
 from pipeline.metadata.sqlite import EPOCH_MS, SqliteMetadata
+from pipeline.records import Job, SourceInfo
 from pipeline.settings import Settings
-from tests import services
 
 SOURCE = SourceInfo("JPEG", 4032, 3024, 2_000_000, 1, 6)
 ROWS = [RenditionRow("w1080", "jpg", "photos/7/w1080.jpg", 1080, 1440, 200_000),
@@ -35,49 +34,133 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetadataStore
     store.close()
 
 
+def _ready(db: MetadataStore, photo: NewPhoto, rows: list[RenditionRow] = ROWS) -> Job:
+    job = db.create(photo)
+    assert db.finish(photo.id, db.start(job).lease, SOURCE, rows) is not None
+    return job
+
+
 def test_photo_moves_queued_processing_ready(db: MetadataStore) -> None:
-    db.create(NewPhoto(7, "originals/7", "default", "clarendon", 0.5, user_id=42))
+    job = db.create(NewPhoto(7, "originals/7", "default", "clarendon", 0.5, user_id=42))
+    assert job == Job(7, 1)
     row = db.get(7)
     assert row is not None and row.status == "queued" and row.attempts == 0
-    assert (row.filter, row.strength, row.user_id) == ("clarendon", 0.5, 42)
-    assert db.start(7).status == "processing"
-    db.finish(7, SOURCE, ROWS)
+    assert (row.filter, row.strength, row.user_id, row.generation) == ("clarendon", 0.5, 42, 1)
+    claim = db.start(job)
+    assert claim.skipped is None and claim.row.status == "processing"
+    assert (claim.row.attempts, claim.lease) == (1, 1)
+    assert db.finish(7, claim.lease, SOURCE, ROWS) == []
     row = db.get(7)
     assert row is not None and row.status == "ready" and row.attempts == 1
     assert row.source == SOURCE and row.error_code is None
     assert db.renditions(7) == ROWS
 
 
-def test_rerun_replaces_renditions_and_counts_attempts(db: MetadataStore) -> None:
-    db.create(NewPhoto(7, "originals/7"))
-    db.start(7)
-    db.finish(7, SOURCE, ROWS)
-    db.create(NewPhoto(7, "originals/7", "classic"))
-    db.start(7)
-    db.finish(7, SOURCE, ROWS[2:])
+def test_resubmission_is_a_new_generation_and_supersedes_the_old_job(db: MetadataStore) -> None:
+    first = _ready(db, NewPhoto(7, "originals/7"))
+    second = db.create(NewPhoto(7, "originals/7", "classic"))
+    assert second == Job(7, 2)
     row = db.get(7)
-    assert row is not None and row.attempts == 2 and row.ladder == "classic"
+    assert row is not None and (row.status, row.attempts, row.ladder) == ("queued", 0, "classic")
+    stale = db.start(first)
+    assert stale.skipped == "superseded" and stale.row.attempts == 0
+    claim = db.start(second)
+    assert db.finish(7, claim.lease, SOURCE, ROWS[2:]) == ROWS  # what it replaced
     assert db.renditions(7) == ROWS[2:]
+    assert db.start(second).skipped == "done"  # a duplicate delivery renders nothing
+    row = db.get(7)
+    assert row is not None and row.attempts == 1 and row.lease == claim.lease
 
 
-def test_fail_records_the_code_and_drops_renditions(db: MetadataStore) -> None:
-    db.create(NewPhoto(8, "originals/8"))
-    db.start(8)
-    db.finish(8, SOURCE, [RenditionRow("sq150", "jpg", "photos/8/sq150.jpg", 150, 150, 1)])
-    db.start(8)
-    db.fail(8, "truncated", "the JPEG data ends before the picture does")
+def test_only_the_latest_lease_commits(db: MetadataStore) -> None:
+    job = db.create(NewPhoto(5, "originals/5"))
+    early, late = db.start(job), db.start(job)  # the same job delivered twice, both running
+    assert (early.lease, late.lease) == (1, 2) and late.row.attempts == 2
+    assert db.finish(5, early.lease, SOURCE, ROWS) is None  # the loser changes nothing
+    assert db.fail(5, early.lease, "corrupt", "x") is None
+    assert not db.retry_later(5, early.lease, "timeout", "x")
+    row = db.get(5)
+    assert row is not None and row.status == "processing" and db.renditions(5) == []
+    assert db.finish(5, late.lease, SOURCE, ROWS) == []
+    assert db.finish(5, late.lease, SOURCE, ROWS) is None  # and only once
+
+
+def test_fail_records_the_code_and_returns_the_dropped_renditions(db: MetadataStore) -> None:
+    job = _ready(db, NewPhoto(8, "originals/8"), ROWS[2:])
+    job = db.create(NewPhoto(8, "originals/8"))
+    claim = db.start(job)
+    assert db.fail(8, claim.lease, "truncated", "the JPEG data ends early") == ROWS[2:]
     row = db.get(8)
     assert row is not None and row.status == "failed" and row.error_code == "truncated"
-    assert db.renditions(8) == []
+    assert row.error_message == "the JPEG data ends early" and db.renditions(8) == []
+    assert db.start(job).skipped == "done"
+
+
+def test_retry_later_requeues_and_refund_gives_the_attempt_back(db: MetadataStore) -> None:
+    job = db.create(NewPhoto(9, "originals/9"))
+    claim = db.start(job)
+    assert db.retry_later(9, claim.lease, "timeout", "over the soft time limit")
+    row = db.get(9)
+    assert row is not None and (row.status, row.last_error_code) == ("queued", "timeout")
+    waited = db.start(job, refund=claim.lease)  # that attempt only waited out an outage
+    assert (waited.row.attempts, waited.lease) == (1, 2)
+    counted = db.start(job, refund=claim.lease)  # the refund was for lease 1, not 2
+    assert counted.row.attempts == 2 and counted.row.last_error_code == "timeout"
+
+
+def test_note_records_why_a_running_attempt_ended(db: MetadataStore) -> None:
+    job = db.create(NewPhoto(4, "originals/4"))
+    db.note(4, "worker_lost", "signal 9")  # not processing: nothing to note
+    row = db.get(4)
+    assert row is not None and row.last_error_code is None
+    db.start(job)
+    db.note(4, "worker_lost", "signal 9")
+    row = db.get(4)
+    assert row is not None and (row.last_error_code, row.last_error_message) == (
+        "worker_lost", "signal 9")
+
+
+def test_outbox_holds_each_request_until_it_is_published(db: MetadataStore) -> None:
+    jobs = [db.create(NewPhoto(i, f"originals/{i}")) for i in (3, 1, 2)]
+    db.create(NewPhoto(6, "originals/6"), enqueue=False)
+    assert db.outbox_size() == 3
+    seen: list[Job] = []
+    assert db.relay(seen.append, photo_id=1) == 1 and seen == [Job(1, 1)]
+    assert db.relay(seen.append) == 2 and seen[1:] == [jobs[0], jobs[2]]  # oldest first
+    assert db.outbox_size() == 0 and db.relay(seen.append) == 0
+
+
+def test_a_failing_publish_keeps_what_it_did_not_send(db: MetadataStore) -> None:
+    for i in range(4):
+        db.create(NewPhoto(i, f"originals/{i}"))
+    sent: list[Job] = []
+
+    def publish(job: Job) -> None:
+        if len(sent) == 2:
+            raise BrokerUnavailable("down")
+        sent.append(job)
+
+    with pytest.raises(BrokerUnavailable):
+        db.relay(publish)
+    assert db.outbox_size() == 2 and [j.photo_id for j in sent] == [0, 1]
+    assert db.relay(sent.append) == 2 and [j.photo_id for j in sent] == [0, 1, 2, 3]
+
+
+def test_requeue_only_what_is_still_wanted(db: MetadataStore) -> None:
+    job = _ready(db, NewPhoto(2, "originals/2"))
+    db.relay(lambda j: None)
+    assert not db.requeue(job)  # finished
+    newer = db.create(NewPhoto(2, "originals/2", "classic"))
+    db.relay(lambda j: None)
+    assert not db.requeue(job)  # superseded
+    assert db.requeue(newer) and db.outbox_size() == 1
 
 
 def test_counts_cover_every_status(db: MetadataStore) -> None:
     assert db.counts() == {"queued": 0, "processing": 0, "ready": 0, "failed": 0}
-    for photo_id in (1, 2, 3):
-        db.create(NewPhoto(photo_id, f"originals/{photo_id}"))
-    db.start(2)
-    db.start(3)
-    db.fail(3, "corrupt", "x")
+    jobs = [db.create(NewPhoto(photo_id, f"originals/{photo_id}")) for photo_id in (1, 2, 3)]
+    db.start(jobs[1])
+    db.fail(3, db.start(jobs[2]).lease, "corrupt", "x")
     assert db.counts() == {"queued": 1, "processing": 1, "ready": 0, "failed": 1}
 
 
@@ -85,7 +168,7 @@ def test_unknown_photo(db: MetadataStore) -> None:
     assert db.get(99) is None
     assert db.renditions(99) == []
     with pytest.raises(PhotoNotFound):
-        db.start(99)
+        db.start(Job(99, 1))
 
 
 def test_open_metadata_by_url(tmp_path: Path) -> None:
@@ -103,7 +186,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 2 and again.get(1) is not None
+    assert again.upgrade() == 3 and again.get(1) is not None
     again.close()
 
 
@@ -135,22 +218,3 @@ def test_postgres_column_default_is_the_id_function(postgres_url: str) -> None:
     assert row is not None and row[0] >> 23 > 0
     assert shard is not None and (shard[0] >> 10) & 0x1FFF == 4095
     store.close()
-
-
-def test_postgres_outage_is_transient_and_reconnects(postgres_url: str) -> None:
-    store = PostgresMetadata(postgres_url)
-    store.upgrade()
-    store.create(NewPhoto(1, "originals/1"))
-    with psycopg.connect(services.POSTGRES, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE pid <> pg_backend_pid() AND datname = 'test' "
-                      "AND application_name = ''")
-    with pytest.raises(DatabaseUnavailable):
-        store.get(1)
-    row = store.get(1)  # the next call opens a new connection
-    assert row is not None and row.status == "queued"
-    store.close()
-    unreachable = PostgresMetadata(f"postgresql://postgres@127.0.0.1:{services.free_port()}/x",
-                                   connect_timeout=2)
-    with pytest.raises(DatabaseUnavailable):
-        unreachable.counts()

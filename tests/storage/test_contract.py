@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable
+from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable, TooLarge
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore, open_store
 from pipeline.storage.local import LocalStore
@@ -44,6 +44,20 @@ def test_missing_key(store: ObjectStore) -> None:
     assert not store.exists("nothing/here")
     with pytest.raises(ObjectNotFound):
         store.get("nothing/here")
+
+
+@pytest.mark.parametrize("size", [0, 99, 100])
+def test_a_read_with_a_limit_accepts_up_to_it(store: ObjectStore, size: int) -> None:
+    store.put("originals/1", b"x" * size, "application/octet-stream")
+    assert store.get("originals/1", max_bytes=100) == b"x" * size
+
+
+def test_a_read_with_a_limit_refuses_one_byte_more(store: ObjectStore) -> None:
+    store.put("originals/1", b"x" * 101, "application/octet-stream")
+    with pytest.raises(TooLarge, match="100 bytes"):
+        store.get("originals/1", max_bytes=100)
+    with pytest.raises(ObjectNotFound):
+        store.get("originals/none", max_bytes=100)
 
 
 def test_delete_is_idempotent(store: ObjectStore) -> None:

@@ -1,0 +1,209 @@
+"""The metadata port over SQL, shared by the PostgreSQL and SQLite stores.
+
+The statements are written once, with ``%s`` parameters and ``{now}`` / ``{lock}`` /
+``{skip_locked}`` slots each dialect fills in; a subclass supplies the connection, the
+transaction and the translation of its driver's errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from pipeline.errors import PhotoNotFound
+from pipeline.metadata import (
+    STATUSES,
+    Claim,
+    NewPhoto,
+    PhotoRow,
+    Publish,
+    RenditionRow,
+    claim_of,
+    photo_from_row,
+)
+from pipeline.records import Job, SourceInfo
+
+
+class Cursor(Protocol):
+    """What both drivers' cursors offer (rows as mappings by column name)."""
+
+    def execute(self, sql: Any, params: Sequence[Any] = ...) -> Any: ...
+
+    def executemany(self, sql: Any, params: Sequence[Sequence[Any]]) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+_CREATE = """
+    INSERT INTO photos (id, status, source_key, ladder, filter, strength, user_id, generation)
+    VALUES (%s, 'queued', %s, %s, %s, %s, %s, 1)
+    ON CONFLICT (id) DO UPDATE SET status = 'queued', source_key = excluded.source_key,
+        ladder = excluded.ladder, filter = excluded.filter, strength = excluded.strength,
+        user_id = excluded.user_id, generation = photos.generation + 1, attempts = 0,
+        error_code = NULL, error_message = NULL, last_error_code = NULL,
+        last_error_message = NULL, updated_at = {now}
+    RETURNING generation"""
+_START = """
+    UPDATE photos SET status = 'processing', lease = lease + 1,
+        attempts = attempts + CASE WHEN lease = %s THEN 0 ELSE 1 END, updated_at = {now}
+    WHERE id = %s RETURNING *"""
+_FINISH = """
+    UPDATE photos SET status = 'ready', source_format = %s, source_width = %s,
+        source_height = %s, source_bytes = %s, source_frames = %s, orientation = %s,
+        error_code = NULL, error_message = NULL, updated_at = {now}
+    WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id"""
+_FAIL = """
+    UPDATE photos SET status = 'failed', error_code = %s, error_message = %s,
+        last_error_code = %s, last_error_message = %s, updated_at = {now}
+    WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id"""
+_RETRY_LATER = """
+    UPDATE photos SET status = 'queued', last_error_code = %s, last_error_message = %s,
+        updated_at = {now}
+    WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id"""
+_NOTE = """
+    UPDATE photos SET last_error_code = %s, last_error_message = %s, updated_at = {now}
+    WHERE id = %s AND status = 'processing'"""
+_RENDITIONS = """
+    SELECT name, format, object_key, width, height, bytes FROM renditions
+    WHERE photo_id = %s ORDER BY position"""
+_INSERT_RENDITIONS = """
+    INSERT INTO renditions (photo_id, name, format, object_key, width, height, bytes, position)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"""
+
+
+class SqlMetadata:
+    """The port's logic; subclasses set the dialect and open transactions."""
+
+    NOW = "now()"
+    LOCK = " FOR UPDATE"
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
+    def _transaction(self) -> AbstractContextManager[Cursor]:
+        raise NotImplementedError
+
+    def _sql(self, statement: str) -> str:
+        return statement.format(now=self.NOW)
+
+    def create(self, photo: NewPhoto, *, enqueue: bool = True) -> Job:
+        with self._transaction() as cur:
+            cur.execute(self._sql(_CREATE), (photo.id, photo.source_key, photo.ladder,
+                                             photo.filter, photo.strength, photo.user_id))
+            job = Job(photo.id, int(cur.fetchone()["generation"]))
+            if enqueue:
+                cur.execute("INSERT INTO outbox (photo_id, generation) VALUES (%s, %s)",
+                            (job.photo_id, job.generation))
+        return job
+
+    def start(self, job: Job, *, refund: int | None = None) -> Claim:
+        with self._transaction() as cur:
+            row = self._photo(cur, job.photo_id, lock=True)
+            if row is None:
+                raise PhotoNotFound(f"no photo {job.photo_id}")
+            skip = claim_of(row, job)
+            if skip is not None:
+                return skip
+            cur.execute(self._sql(_START), (-1 if refund is None else refund, job.photo_id))
+            return Claim(photo_from_row(cur.fetchone()))
+
+    def finish(self, photo_id: int, lease: int, source: SourceInfo,
+               renditions: Sequence[RenditionRow]) -> list[RenditionRow] | None:
+        with self._transaction() as cur:
+            cur.execute(self._sql(_FINISH), (source.format, source.width, source.height,
+                                             source.bytes, source.frames, source.orientation,
+                                             photo_id, lease))
+            if cur.fetchone() is None:
+                return None
+            replaced = self._drop_renditions(cur, photo_id)
+            cur.executemany(_INSERT_RENDITIONS, [
+                (photo_id, r.name, r.format, r.key, r.width, r.height, r.bytes, position)
+                for position, r in enumerate(renditions)])
+        return replaced
+
+    def fail(self, photo_id: int, lease: int, code: str,
+             message: str) -> list[RenditionRow] | None:
+        with self._transaction() as cur:
+            cur.execute(self._sql(_FAIL), (code, message, code, message, photo_id, lease))
+            if cur.fetchone() is None:
+                return None
+            return self._drop_renditions(cur, photo_id)
+
+    def retry_later(self, photo_id: int, lease: int, code: str, message: str) -> bool:
+        with self._transaction() as cur:
+            cur.execute(self._sql(_RETRY_LATER), (code, message, photo_id, lease))
+            return cur.fetchone() is not None
+
+    def note(self, photo_id: int, code: str, message: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(self._sql(_NOTE), (code, message, photo_id))
+
+    def requeue(self, job: Job) -> bool:
+        with self._transaction() as cur:
+            row = self._photo(cur, job.photo_id, lock=True)
+            if row is None or claim_of(row, job) is not None:
+                return False
+            cur.execute("INSERT INTO outbox (photo_id, generation) VALUES (%s, %s)",
+                        (job.photo_id, job.generation))
+        return True
+
+    def relay(self, publish: Publish, *, limit: int = 100, photo_id: int | None = None) -> int:
+        where = "" if photo_id is None else " WHERE photo_id = %s"
+        sql = f"SELECT id, photo_id, generation FROM outbox{where} ORDER BY id LIMIT %s"
+        args = (limit,) if photo_id is None else (photo_id, limit)
+        sent: list[int] = []
+        failure: Exception | None = None
+        with self._transaction() as cur:
+            cur.execute(sql + self.SKIP_LOCKED, args)
+            for entry in cur.fetchall():
+                try:
+                    publish(Job(int(entry["photo_id"]), int(entry["generation"])))
+                except Exception as exc:  # commit what was sent, then let it propagate
+                    failure = exc
+                    break
+                sent.append(int(entry["id"]))
+            cur.executemany("DELETE FROM outbox WHERE id = %s", [(i,) for i in sent])
+        if failure is not None:
+            raise failure
+        return len(sent)
+
+    def outbox_size(self) -> int:
+        with self._transaction() as cur:
+            cur.execute("SELECT count(*) AS n FROM outbox")
+            return int(cur.fetchone()["n"])
+
+    def get(self, photo_id: int) -> PhotoRow | None:
+        with self._transaction() as cur:
+            return self._photo(cur, photo_id)
+
+    def renditions(self, photo_id: int) -> list[RenditionRow]:
+        with self._transaction() as cur:
+            return self._renditions(cur, photo_id)
+
+    def counts(self) -> dict[str, int]:
+        with self._transaction() as cur:
+            cur.execute("SELECT status, count(*) AS n FROM photos GROUP BY status")
+            found = {r["status"]: int(r["n"]) for r in cur.fetchall()}
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def _photo(self, cur: Cursor, photo_id: int, *, lock: bool = False) -> PhotoRow | None:
+        cur.execute("SELECT * FROM photos WHERE id = %s" + (self.LOCK if lock else ""),
+                    (photo_id,))
+        row: Mapping[str, Any] | None = cur.fetchone()
+        return photo_from_row(row) if row else None
+
+    def _renditions(self, cur: Cursor, photo_id: int) -> list[RenditionRow]:
+        cur.execute(_RENDITIONS, (photo_id,))
+        return list(_rendition_rows(cur.fetchall()))
+
+    def _drop_renditions(self, cur: Cursor, photo_id: int) -> list[RenditionRow]:
+        dropped = self._renditions(cur, photo_id)
+        cur.execute("DELETE FROM renditions WHERE photo_id = %s", (photo_id,))
+        return dropped
+
+
+def _rendition_rows(rows: list[Mapping[str, Any]]) -> Iterator[RenditionRow]:
+    for r in rows:
+        yield RenditionRow(r["name"], r["format"], r["object_key"], r["width"], r["height"],
+                           r["bytes"])

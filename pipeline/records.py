@@ -1,0 +1,31 @@
+"""The plain records that cross layers: what an upload declared, and what a job message says.
+
+Kept apart from the decoder and the stores so that each layer can name them without loading the
+others (the metadata stores need no Pillow, the workers no numpy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the upload declared, as stored (before orientation)."""
+
+    format: str
+    width: int
+    height: int
+    bytes: int
+    frames: int
+    orientation: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a queue message carries: the photo id and the generation to render, never the
+    picture. A worker skips a job whose generation the photo has already moved past, or
+    already finished."""
+
+    photo_id: int
+    generation: int = 0
