@@ -1,12 +1,21 @@
 """photopipe's pipeline: safe decode, rendition ladders, looks, encode, storage and metadata.
 
 The public entry points are :func:`render` (pure, bytes in, renditions out) and
-:func:`process` (one job, through an object store and a metadata store).
+:func:`pipeline.jobs.process` (one job, through an object store and a metadata store).
+
+The rendering names load on first use, so the stores, the settings and the errors can be
+imported without Pillow or numpy (a metadata tool, or a worker's main process, needs neither).
 """
 
-from pipeline.core import Output, Rendered, render
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from pipeline.errors import ImageRejected, PermanentError, PhotopipeError, TransientError
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.core import Output, Rendered, render
 
 __all__ = [
     "ImageRejected",
@@ -18,3 +27,12 @@ __all__ = [
     "TransientError",
     "render",
 ]
+_RENDERING = frozenset({"Output", "Rendered", "render"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENDERING:
+        from pipeline import core
+
+        return getattr(core, name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -11,7 +11,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import BrokerUnavailable, ConfigurationError, PhotopipeError, TooLarge
+from pipeline.errors import (
+    BrokerRejected,
+    BrokerUnavailable,
+    ConfigurationError,
+    PhotopipeError,
+    TooLarge,
+)
 from pipeline.metadata import MetadataStore, open_metadata
 from pipeline.producer import InProcess, Publisher, Upload, submit
 from pipeline.relay import drain
@@ -150,7 +156,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
     depth, broker_error = None, None
     try:
         depth = _queue_depth(settings)
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, BrokerRejected) as exc:
         broker_error = str(exc)
     if args.json:
         queue: dict[str, Any] = {"depth": depth, "outbox": outbox}
@@ -208,13 +214,15 @@ def _queue_depth(settings: Settings) -> int | None:
     if not settings.broker_url:
         return None
     from workers.app import declare_topology, make_app, queue_depth
-    from workers.publisher import BROKER_ERRORS
+    from workers.publisher import BROKER_ERRORS, BROKER_REFUSALS
 
     app = make_app(settings)
     app.conf.broker_connection_timeout = 3
-    app.conf.broker_connection_max_retries = 0
     try:
         declare_topology(app)
         return queue_depth(app)
+    except BROKER_REFUSALS as exc:
+        raise BrokerRejected(f"{type(exc).__name__}: {exc} (check PHOTOPIPE_BROKER_URL)") \
+            from exc
     except BROKER_ERRORS as exc:
         raise BrokerUnavailable(f"{settings.broker_url.split('@')[-1]}: {exc}") from exc

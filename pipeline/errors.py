@@ -15,7 +15,8 @@
     │   ├── PhotoNotFound         a photo id the job names has no row
     │   └── ConfigurationError    photopipe is set up wrong; the message says what to fix
     │       ├── StorageRejected       credentials, bucket, permissions (S3 4xx)
-    │       └── DatabaseRejected      authentication, missing database, missing schema
+    │       ├── DatabaseRejected      authentication, missing database, missing schema
+    │       └── BrokerRejected        authentication, missing vhost
     ├── AttemptFailed             this render went wrong, not the photo: retry within a bound
     │   ├── TimedOut              code ``timeout``: over the task's time limit
     │   ├── OutOfMemory           code ``out_of_memory``: an allocation failed
@@ -118,6 +119,12 @@ class DatabaseRejected(ConfigurationError):
     """The database refused photopipe (authentication, no such database or table)."""
 
     code = "database_rejected"
+
+
+class BrokerRejected(ConfigurationError):
+    """The broker refused photopipe (wrong credentials, no such vhost, no permission)."""
+
+    code = "broker_rejected"
 
 
 class TimedOut(AttemptFailed):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from pipeline.core import check_options
-from pipeline.errors import PhotopipeError, TooLarge, TransientError
-from pipeline.jobs import Job, backoff, original_key, process
+from pipeline.errors import PhotoNotFound, PhotopipeError, TooLarge, TransientError
+from pipeline.jobs import Job, Options, backoff, original_key, process
 from pipeline.metadata import MetadataStore, NewPhoto
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
@@ -90,6 +90,25 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
     return photo_id
 
 
+def resubmit(photo_id: int, options: Options, db: MetadataStore, publisher: Publisher,
+             settings: Settings) -> Job:
+    """Render an existing photo again with other options (the user picked another look): a new
+    generation of its row, and its job through the outbox. A render of the old generation
+    still running loses to it; the photo ends on the newest generation, complete.
+
+    Raises:
+        PhotoNotFound: no such photo.
+    """
+    row = retrying(lambda: db.get(photo_id), settings)
+    if row is None:
+        raise PhotoNotFound(f"no photo {photo_id}")
+    photo = NewPhoto(photo_id, row.source_key, options.ladder, options.filter,
+                     options.strength, row.user_id)
+    job = retrying(lambda: db.create(photo), settings)
+    _publish_now(db, publisher, photo_id)
+    return job
+
+
 def retrying(call: Callable[[], T], settings: Settings) -> T:
     """``call()``, retried with backoff while it raises TransientError, for up to
     ``settings.submit_patience`` seconds."""
@@ -106,11 +125,13 @@ def retrying(call: Callable[[], T], settings: Settings) -> T:
 
 
 def _publish_now(db: MetadataStore, publisher: Publisher, photo_id: int) -> None:
-    """Publish the photo's job at once, if the broker is up; else the relay will."""
+    """Publish the photo's job at once, if the broker takes it; else the relay will (and a
+    broker that refuses photopipe is the operator's to fix: the job waits in the outbox)."""
     try:
         db.relay(publisher.publish, photo_id=photo_id)
-    except TransientError as exc:
-        log.warning("photo %s: queued in the outbox, not yet published: %s", photo_id, exc)
+    except PhotopipeError as exc:
+        log.warning("photo %s: queued in the outbox, not yet published: %s: %s", photo_id,
+                    type(exc).__name__, exc)
 
 
 def _forget(store: ObjectStore, key: str) -> None:

@@ -7,11 +7,13 @@ Every variable photopipe reads is named and described in :meth:`Settings.from_en
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_DATA_DIR = Path("var")
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -145,20 +147,21 @@ class Settings:
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw.replace("_", ""))
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, not {raw!r}") from exc
+    return _number(env, name, default, int, "an integer")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _number(env, name, default, float, "a number")
+
+
+def _number(env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N],
+            what: str) -> N:
+    """``env[name]`` parsed by ``kind`` (underscores allowed as in ``1_000``), or ``default``
+    when unset or empty."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw.replace("_", ""))
+        return kind(raw.replace("_", ""))
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+        raise ValueError(f"{name} must be {what}, not {raw!r}") from exc

@@ -22,3 +22,20 @@ def test_pipeline_exports() -> None:
 def test_filters_exports() -> None:
     assert set(filters.__all__) == {"Look", "UnknownFilter", "apply", "get", "names"}
     assert list(inspect.signature(filters.apply).parameters) == ["image", "name", "strength"]
+
+
+def test_the_stores_load_without_the_decoder() -> None:
+    """The metadata and storage layers need neither Pillow nor numpy (nor the looks)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.metadata.postgres, pipeline.metadata.sqlite, "
+            "pipeline.storage.s3, pipeline.storage.local, pipeline.relay; "
+            "print(sorted(m for m in ('PIL', 'numpy', 'filters', 'pipeline.decode') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+    import pipeline
+
+    assert pipeline.render.__module__ == "pipeline.core"  # and the public name still works

@@ -1,12 +1,43 @@
-"""Settings come from the environment in one place."""
+"""Settings come from the environment in one place, and every documented variable is read."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Limits, Settings
+from pipeline.settings import Encoding, Limits, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+# Each documented variable, a value unlike its default, and where that value must land.
+VARIABLES: dict[str, tuple[str, str, object]] = {
+    "PHOTOPIPE_STORAGE_URL": ("s3://bucket/prefix", "storage_url", "s3://bucket/prefix"),
+    "PHOTOPIPE_DATABASE_URL": ("postgresql://h/db", "database_url", "postgresql://h/db"),
+    "PHOTOPIPE_BROKER_URL": ("amqp://h//", "broker_url", "amqp://h//"),
+    "PHOTOPIPE_S3_ENDPOINT_URL": ("http://h:9000", "s3_endpoint_url", "http://h:9000"),
+    "PHOTOPIPE_MAX_ATTEMPTS": ("7", "max_attempts", 7),
+    "PHOTOPIPE_TASK_TIME_LIMIT": ("77", "task_time_limit", 77),
+    "PHOTOPIPE_OUTAGE_PATIENCE": ("12.5", "outage_patience", 12.5),
+    "PHOTOPIPE_RETRY_BACKOFF": ("0.25", "retry_backoff", 0.25),
+    "PHOTOPIPE_RETRY_BACKOFF_MAX": ("9", "retry_backoff_max", 9.0),
+    "PHOTOPIPE_SUBMIT_PATIENCE": ("3", "submit_patience", 3.0),
+    "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS": ("1234", "statement_timeout_ms", 1234),
+    "PHOTOPIPE_DB_LOCK_TIMEOUT_MS": ("567", "lock_timeout_ms", 567),
+    "PHOTOPIPE_MAX_PIXELS": ("1_000", "limits.max_pixels", 1000),
+    "PHOTOPIPE_MAX_BYTES": ("2000", "limits.max_bytes", 2000),
+    "PHOTOPIPE_MAX_FRAMES": ("3", "limits.max_frames", 3),
+    "PHOTOPIPE_JPEG_QUALITY": ("90", "encoding.jpeg_quality", 90),
+    "PHOTOPIPE_WEBP_QUALITY": ("70", "encoding.webp_quality", 70),
+    "PHOTOPIPE_WEBP_METHOD": ("6", "encoding.webp_method", 6),
+}
+
+
+def _field(settings: Settings, path: str) -> object:
+    value: object = settings
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def test_defaults_are_the_embedded_default(tmp_path: Path) -> None:
@@ -14,25 +45,32 @@ def test_defaults_are_the_embedded_default(tmp_path: Path) -> None:
     assert settings.storage_url == f"file://{tmp_path / 'objects'}"
     assert settings.database_url == f"sqlite:///{tmp_path / 'photopipe.db'}"
     assert settings.broker_url is None and settings.limits == Limits()
+    assert settings.encoding == Encoding() and settings.max_attempts == 5
 
 
-def test_every_variable_is_read() -> None:
-    settings = Settings.from_env({
-        "PHOTOPIPE_STORAGE_URL": "s3://bucket/prefix",
-        "PHOTOPIPE_DATABASE_URL": "postgresql://127.0.0.1/test",
-        "PHOTOPIPE_BROKER_URL": "amqp://guest:guest@127.0.0.1//",
-        "PHOTOPIPE_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
-        "PHOTOPIPE_MAX_PIXELS": "1_000", "PHOTOPIPE_MAX_BYTES": "2000",
-        "PHOTOPIPE_MAX_FRAMES": "3"})
-    assert settings.storage_url == "s3://bucket/prefix"
-    assert settings.database_url == "postgresql://127.0.0.1/test"
-    assert settings.broker_url == "amqp://guest:guest@127.0.0.1//"
-    assert settings.s3_endpoint_url == "http://127.0.0.1:9000"
-    assert settings.limits == Limits(max_pixels=1000, max_bytes=2000, max_frames=3)
+@pytest.mark.parametrize("name", sorted(VARIABLES))
+def test_each_variable_reaches_its_setting_and_only_it(name: str) -> None:
+    raw, path, expected = VARIABLES[name]
+    default, settings = Settings.from_env({}), Settings.from_env({name: raw})
+    assert _field(settings, path) == expected != _field(default, path)
+    others = [p for _, p, _ in VARIABLES.values() if p != path]
+    assert all(_field(settings, p) == _field(default, p) for p in others)
+
+
+def test_the_variables_read_are_the_variables_documented() -> None:
+    read = set(re.findall(r'"(PHOTOPIPE_[A-Z0-9_]+)"', (ROOT / "pipeline" / "settings.py")
+                          .read_text()))
+    documented = set(re.findall(r"^\| `(PHOTOPIPE_[A-Z0-9_]+)` \|",
+                                (ROOT / "README.md").read_text(), re.MULTILINE))
+    assert read == documented == set(VARIABLES) | {"PHOTOPIPE_DATA_DIR"}
 
 
 def test_bad_values_say_which_variable() -> None:
     with pytest.raises(ValueError, match="PHOTOPIPE_MAX_BYTES"):
         Settings.from_env({"PHOTOPIPE_MAX_BYTES": "lots"})
+    with pytest.raises(ValueError, match="PHOTOPIPE_OUTAGE_PATIENCE"):
+        Settings.from_env({"PHOTOPIPE_OUTAGE_PATIENCE": "forever"})
     with pytest.raises(ValueError, match="max_frames"):
         Settings.from_env({"PHOTOPIPE_MAX_FRAMES": "0"})
+    with pytest.raises(ValueError, match="task_time_limit"):
+        Settings.from_env({"PHOTOPIPE_TASK_TIME_LIMIT": "1"})

@@ -87,8 +87,12 @@ def make_app(settings: Settings) -> Celery:
         # A job running when the broker goes away finishes and records its ending; its message
         # comes back when the broker does, and the worker skips it as done.
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        broker_transport_options=({"confirm_publish": True} if amqp
-                                  else {"visibility_timeout": 2 * settings.task_time_limit}),
+        # A publisher's connection gives up after one quick retry (the outbox keeps the job);
+        # the worker's consumer reconnects on its own schedule (broker_connection_retry).
+        broker_transport_options={
+            "max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1,
+            **({"confirm_publish": True} if amqp
+               else {"visibility_timeout": 2 * settings.task_time_limit})},
         task_publish_retry_policy={"max_retries": 5, "interval_start": 0.2,
                                    "interval_step": 0.5, "interval_max": 3},
     )

@@ -15,6 +15,7 @@ next call); anything else is a bug of ours, :class:`InternalError`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,9 +66,15 @@ class PostgresMetadata(SqlMetadata):
     def __init__(self, url: str, *, connect_timeout: int = 10,
                  statement_timeout_ms: int = 30_000, lock_timeout_ms: int = 10_000) -> None:
         self.url, self.connect_timeout = url, connect_timeout
+        # A client that stalls inside a transaction (a frozen worker) must not hold its row
+        # locks for long either: the server ends such a transaction.
         self._timeouts = (f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
-                          f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+                          f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}; "
+                          "SET LOCAL idle_in_transaction_session_timeout = "
+                          f"{2 * int(statement_timeout_ms)}")
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        # One connection, so one transaction at a time: threads sharing the store take turns.
+        self._lock = threading.RLock()
 
     def upgrade(self) -> int:
         """Apply every migration not yet applied; return the schema version."""
@@ -91,21 +98,23 @@ class PostgresMetadata(SqlMetadata):
             return int(cur.fetchone()["id"])
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     @contextmanager
     def _transaction(self) -> Iterator[Cursor]:
-        try:
-            conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                cur.execute(self._timeouts.encode())
-                yield cur
-        except psycopg.Error as exc:
-            if isinstance(exc, _TRANSIENT) or conn_broken(self._conn):
-                self.close()
-            raise translate(exc) from exc
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.execute(self._timeouts.encode())
+                    yield cur
+            except psycopg.Error as exc:
+                if isinstance(exc, _TRANSIENT) or conn_broken(self._conn):
+                    self.close()
+                raise translate(exc) from exc
 
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         if self._conn is None or self._conn.closed:

@@ -45,14 +45,18 @@ _CONFIGURATION = (NoCredentialsError, PartialCredentialsError, NoRegionError,
 
 
 def client(endpoint_url: str | None = None, access_key: str | None = None,
-           secret_key: str | None = None) -> S3Client:
+           secret_key: str | None = None, *, max_attempts: int = 3,
+           read_timeout: float = 20) -> S3Client:
     """A boto3 S3 client with photopipe's retry and timeout policy.
 
+    boto3 retries a request ``max_attempts`` times in all (a blip); a longer outage is the
+    job's to wait out, with its own backoff, without holding a worker. A stalled request gives
+    up after ``read_timeout`` seconds, well inside a render's time limit.
     Credentials default to the standard AWS chain (environment, config files, instance role).
     """
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=5, read_timeout=30,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=5, read_timeout=read_timeout,
         # Ask for checksums only where the API requires them: several S3-compatible stores
         # reject the aws-chunked trailing checksums boto3 sends by default since 1.36.
         request_checksum_calculation="when_required",

@@ -18,9 +18,18 @@ def test_delivery_settings() -> None:
     conf = make_app(Settings(broker_url=RABBIT, task_time_limit=300)).conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.broker_transport_options == {"confirm_publish": True}
+    assert conf.broker_transport_options["confirm_publish"] is True
     assert conf.task_soft_time_limit < conf.task_time_limit < RABBIT_CONSUMER_TIMEOUT
     assert conf.task_default_queue == QUEUE
+    # Never acked unrecorded: a hard time limit or a failure gives the message back.
+    assert conf.task_acks_on_timeout is False and conf.task_acks_on_failure is False
+    assert [q.name for q in conf.task_queues] == [QUEUE, DEAD_QUEUE]
+
+
+@pytest.mark.parametrize(("limit", "soft"), [(300, 270), (60, 54), (31, 28), (10, 9), (2, 1)])
+def test_the_soft_limit_leaves_the_job_time_to_record_its_ending(limit: int, soft: int) -> None:
+    conf = make_app(Settings(broker_url=RABBIT, task_time_limit=limit)).conf
+    assert (conf.task_time_limit, conf.task_soft_time_limit) == (limit, soft)
 
 
 def test_rabbitmq_queue_is_quorum_with_a_delivery_limit_and_dead_letters() -> None:

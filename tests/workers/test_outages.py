@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from pipeline.metadata.postgres import PostgresMetadata
+from tests import private
 from tests.services import S3Server
 from tests.workers.harness import Deployment, photo, wait_until
 from tests.workers.proxy import Proxy
@@ -33,10 +34,9 @@ def _deploy(broker: str, postgres_url: str, moto: S3Server, tmp_path: Path,
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/7")
-    client.flushdb()
-    yield "redis://127.0.0.1:6379/7"
-    client.flushdb()
+    """A Redis server of this test's own: the shared one is never flushed."""
+    with private.redis() as url:
+        yield url
 
 
 def test_s3_outage_during_a_job_is_retried_until_it_succeeds(
@@ -77,6 +77,7 @@ def test_redis_broker_runs_the_same_jobs(redis_url: str, postgres_url: str, moto
             paths[-1].write_bytes(photo(index))
         deployment.cli("submit", *map(str, paths), "--user-id", "5")
         assert deployment.status()["queue"]["depth"] == 3
+        assert redis.Redis.from_url(redis_url).llen("photopipe.photos") == 3
         deployment.start_worker()
         wait_until(lambda: deployment.db.counts()["ready"] == 3, 90, "three ready photos")
         assert deployment.status()["queue"]["depth"] == 0

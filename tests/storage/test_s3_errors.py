@@ -1,0 +1,64 @@
+"""botocore's errors are classified once, at the S3 store: one test per class, over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable
+from pipeline.storage.s3 import S3Store, client
+from tests.s3faults import FaultyS3
+from tests.services import S3Server
+
+
+@pytest.fixture
+def faulty(moto: S3Server) -> Iterator[tuple[FaultyS3, S3Store]]:
+    proxy = FaultyS3(moto.endpoint)
+    bucket = moto.store().bucket
+    s3 = client(proxy.url, moto.access_key, moto.secret_key, max_attempts=1, read_timeout=1)
+    yield proxy, S3Store(s3, bucket, "pp")
+    proxy.close()
+
+
+@pytest.mark.parametrize("fault", [
+    ("error", 500, "InternalError"), ("error", 503, "SlowDown"), ("error", 429, "TooManyRequests"),
+    ("error", 502, "BadGateway"), ("reset",), ("stall", 3)])
+def test_server_side_trouble_is_transient(faulty: tuple[FaultyS3, S3Store],
+                                          fault: tuple[Any, ...]) -> None:
+    proxy, store = faulty
+    store.put("k", b"x", "text/plain")
+    proxy.fault = fault
+    with pytest.raises(StorageUnavailable):
+        store.get("k")
+    with pytest.raises(StorageUnavailable):
+        store.put("k", b"y", "text/plain")
+    assert proxy.injected == 2
+    proxy.fault = None
+    assert store.get("k") == b"x"  # nothing was changed by the failed put
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (404, "NoSuchBucket"),
+                                              (403, "InvalidAccessKeyId"), (400, "BadDigest")])
+def test_refusals_are_the_set_ups_fault(faulty: tuple[FaultyS3, S3Store], status: int,
+                                        code: str) -> None:
+    proxy, store = faulty
+    proxy.fault = ("error", status, code)
+    with pytest.raises(StorageRejected, match=code):
+        store.put("k", b"x", "text/plain")
+
+
+def test_a_missing_key_is_not_found_and_missing_credentials_are_rejected(
+        faulty: tuple[FaultyS3, S3Store], monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy, store = faulty
+    with pytest.raises(ObjectNotFound):
+        store.get("nothing")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    anonymous = S3Store(client(proxy.url, max_attempts=1), store.bucket)
+    with pytest.raises(StorageRejected, match="credentials"):
+        anonymous.get("k")
