@@ -110,9 +110,9 @@ def _without_broker(data: bytes, store: Any, db: PostgresMetadata, env: dict[str
     held, settings = HeldBack(), Settings.from_env(env)
     for _ in range(count):
         submit(Upload(user_id=1, data=data, filter="clarendon"), store, db, held, settings)
-    ids = [job.photo_id for job in held.jobs]
+    jobs = held.jobs
     fork = multiprocessing.get_context("fork")
-    workers = [fork.Process(target=_run_jobs, args=(env, ids[k::2])) for k in range(2)]
+    workers = [fork.Process(target=_run_jobs, args=(env, jobs[k::2])) for k in range(2)]
     before, started, own = cpu_by_role(), time.perf_counter(), _children_ticks()
     for worker in workers:
         worker.start()
@@ -129,12 +129,12 @@ def _children_ticks() -> int:
     return round((usage.ru_utime + usage.ru_stime) * os.sysconf("SC_CLK_TCK"))
 
 
-def _run_jobs(env: dict[str, str], ids: list[int]) -> None:
+def _run_jobs(env: dict[str, str], jobs: list[Job]) -> None:
     os.environ.update(env)  # S3 credentials come from the environment, as in a worker
     settings = Settings.from_env(env)
     store, db = open_store(settings), open_metadata(settings)
-    for photo_id in ids:
-        process(Job(photo_id), store, db, settings)
+    for job in jobs:
+        process(job, store, db, settings)
 
 
 def _io_share(data: bytes, store: Any, db: PostgresMetadata,

@@ -1,6 +1,7 @@
 """Instagram-style looks as numpy kernels that render like CSSgram in a browser.
 
-``apply(image, name, strength)`` is the whole public surface, with ``names()`` and ``get()``.
+``apply(image, name, strength)`` is the whole public surface, with ``names()``, ``get()`` and
+``recipe()`` (what a look is made of, for those who need to know when it changed).
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from filters.registry import Look, UnknownFilter, get, names
+from filters.registry import Look, UnknownFilter, get, names, recipe
 
-__all__ = ["Look", "UnknownFilter", "apply", "get", "names"]
+__all__ = ["Look", "UnknownFilter", "apply", "get", "names", "recipe"]
 
 RGB8 = npt.NDArray[np.uint8]
 

@@ -34,6 +34,16 @@ def names() -> list[str]:
     return sorted(LOOKS)
 
 
+def recipe(name: str) -> Recipe:
+    """The recipe behind the look ``name``: what decides its output (the render spec hashes it).
+
+    Raises:
+        UnknownFilter: no such look.
+    """
+    get(name)
+    return RECIPES[_ALIASES.get(name, name)]
+
+
 def get(name: str) -> Look:
     """The look called ``name`` (``1977`` is accepted for ``_1977``).
 

@@ -47,9 +47,10 @@ from pipeline.errors import (
 from pipeline.metadata import MetadataStore, NewPhoto, PhotoRow, RenditionRow
 from pipeline.records import Job
 from pipeline.settings import Settings
+from pipeline.spec import render_spec
 from pipeline.storage import ObjectStore
 
-__all__ = ["Job", "Options", "Outcome", "backoff", "content_id", "file_id", "ingest",
+__all__ = ["Job", "Options", "Outcome", "backoff", "content_id", "file_id", "ingest", "lease_of",
            "original_key", "process", "reject", "rendition_key"]
 
 Translate = Callable[[Exception], PhotopipeError]
@@ -210,7 +211,8 @@ class _Attempt:
             self.store.put(key, output.data, CONTENT_TYPES[output.format])
             written.append(RenditionRow(output.name, output.format, key, output.width,
                                         output.height, len(output.data)))
-        replaced = self.db.finish(row.id, row.lease, rendered.source, written)
+        spec = render_spec(row.ladder, row.filter, row.strength, self.settings.encoding)
+        replaced = self.db.finish(row.id, row.lease, rendered.source, written, spec)
         if replaced is None:
             _delete(self.store, [r.key for r in written])
             return Outcome("superseded", self.job, attempt=row.attempts)
@@ -270,7 +272,7 @@ def _photo_prefix(photo_id: int) -> str:
     return f"photos/{photo_id}/"
 
 
-def _lease_of(key: str, photo_id: int) -> int | None:
+def lease_of(key: str, photo_id: int) -> int | None:
     """The lease a rendition key was written under (None for keys of another layout)."""
     render_dir = key.removeprefix(_photo_prefix(photo_id)).split("/", 1)[0]
     generation, _, lease = render_dir.partition(".")
@@ -283,7 +285,7 @@ def _delete_older(store: ObjectStore, row: PhotoRow, replaced: list[RenditionRow
     that started after this one may be writing them now."""
     stale = {r.key for r in replaced}
     for key in store.list(_photo_prefix(row.id)):
-        lease = _lease_of(key, row.id)
+        lease = lease_of(key, row.id)
         if lease is not None and lease < row.lease:
             stale.add(key)
     _delete(store, sorted(stale))

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Photo ids count milliseconds from here (2025-01-01T00:00:00Z), in their top 41 bits.
+EPOCH_MS = 1735689600000
+
 
 @dataclass(frozen=True)
 class SourceInfo:

@@ -20,7 +20,7 @@ def test_pipeline_exports() -> None:
 
 
 def test_filters_exports() -> None:
-    assert set(filters.__all__) == {"Look", "UnknownFilter", "apply", "get", "names"}
+    assert set(filters.__all__) == {"Look", "UnknownFilter", "apply", "get", "names", "recipe"}
     assert list(inspect.signature(filters.apply).parameters) == ["image", "name", "strength"]
 
 

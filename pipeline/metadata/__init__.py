@@ -78,6 +78,45 @@ class PhotoRow:
     lease: int = 0
     last_error_code: str | None = None
     last_error_message: str | None = None
+    spec: str | None = None
+    run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which photos a reprocessing run takes (every field narrows it; empty takes all)."""
+
+    from_id: int | None = None  # inclusive
+    to_id: int | None = None  # inclusive
+    statuses: tuple[Status, ...] = ()
+    user_id: int | None = None
+    look: str | None = None  # a look's name, or "none" for photos rendered without one
+
+
+@dataclass(frozen=True)
+class Rerender:
+    """A photo to render again, with the options it is to have."""
+
+    photo_id: int
+    ladder: str
+    filter: str | None
+    strength: float
+
+
+@dataclass(frozen=True)
+class Run:
+    """A reprocessing run as stored: what it selects and changes, how far it got."""
+
+    id: int
+    key: str
+    selection: str  # JSON
+    changes: str  # JSON
+    mode: str
+    state: Literal["running", "done", "cancelled"]
+    cursor: int
+    enqueued: int
+    created_at: str
+    updated_at: str
 
 
 @dataclass(frozen=True)
@@ -100,12 +139,19 @@ def photo_from_row(row: Mapping[str, Any]) -> PhotoRow:
                             row["source_bytes"], row["source_frames"], row["orientation"])
     return PhotoRow(
         id=row["id"], status=row["status"], source_key=row["source_key"], ladder=row["ladder"],
-        filter=row["filter"], strength=row["strength"], user_id=row["user_id"],
+        filter=row["filter"], strength=float(row["strength"]), user_id=row["user_id"],
         attempts=row["attempts"], source=source, error_code=row["error_code"],
         error_message=row["error_message"], created_at=_timestamp(row["created_at"]),
         updated_at=_timestamp(row["updated_at"]), generation=row["generation"],
         lease=row["lease"], last_error_code=row["last_error_code"],
-        last_error_message=row["last_error_message"])
+        last_error_message=row["last_error_message"], spec=row["spec"], run_id=row["run_id"])
+
+
+def run_from_row(row: Mapping[str, Any]) -> Run:
+    """A :class:`Run` from a row of the reprocess_runs table."""
+    return Run(int(row["id"]), row["key"], row["selection"], row["changes"], row["mode"],
+               row["state"], int(row["cursor"]), int(row["enqueued"]),
+               _timestamp(row["created_at"]), _timestamp(row["updated_at"]))
 
 
 def claim_of(row: PhotoRow, job: Job) -> Claim | None:
@@ -148,10 +194,11 @@ class MetadataStore(Protocol):
         """
 
     def finish(self, photo_id: int, lease: int, source: SourceInfo,
-               renditions: Sequence[RenditionRow]) -> list[RenditionRow] | None:
-        """Mark the photo ``ready`` with these renditions, in one transaction, if ``lease`` is
-        still the photo's. Returns the renditions it replaced, or None when the lease was lost
-        (nothing changed)."""
+               renditions: Sequence[RenditionRow],
+               spec: str | None = None) -> list[RenditionRow] | None:
+        """Mark the photo ``ready`` with these renditions (rendered to ``spec``), in one
+        transaction, if ``lease`` is still the photo's. Returns the renditions it replaced, or
+        None when the lease was lost (nothing changed)."""
 
     def fail(self, photo_id: int, lease: int, code: str,
              message: str) -> list[RenditionRow] | None:
@@ -188,6 +235,40 @@ class MetadataStore(Protocol):
 
     def counts(self) -> dict[str, int]:
         """How many photos are in each status (every status present, zeros included)."""
+
+    def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]:
+        """Up to ``limit`` photos of ``selection`` with ids above ``after``, by id (keyset
+        pagination: memory stays flat however many match)."""
+
+    def regenerate(self, run_id: int, photos: Sequence[Rerender], *, cursor: int,
+                   enqueue: bool = True) -> list[Job]:
+        """For each photo, a new generation with its new options, owned by run ``run_id``
+        (and its job in the outbox with ``enqueue``), and the run's cursor moved to
+        ``cursor``: all in one transaction, so a run resumed after a crash renders no photo
+        twice and skips none."""
+
+    def create_run(self, key: str, selection: str, changes: str, mode: str) -> Run:
+        """Record a new run, ``running``, its cursor at 0."""
+
+    def find_run(self, key: str) -> Run | None:
+        """The unfinished run with this key (the same selection and changes), if any."""
+
+    def get_run(self, run_id: int) -> Run | None:
+        """The run, or None."""
+
+    def runs(self, limit: int = 50) -> list[Run]:
+        """The latest runs, newest first."""
+
+    def end_run(self, run_id: int, state: Literal["done", "cancelled"]) -> None:
+        """Mark the run ended."""
+
+    def tally(self, run_id: int) -> dict[tuple[str, str | None], int]:
+        """How many of the run's photos are in each (status, error code); photos whose render
+        another request took over since (a resubmission) no longer count."""
+
+    def run_photos(self, run_id: int, statuses: Sequence[Status], after: int,
+                   limit: int) -> list[PhotoRow]:
+        """The run's photos in these statuses with ids above ``after``, by id."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pipeline.errors import PhotoNotFound
 from pipeline.metadata import (
@@ -19,8 +19,13 @@ from pipeline.metadata import (
     PhotoRow,
     Publish,
     RenditionRow,
+    Rerender,
+    Run,
+    Selection,
+    Status,
     claim_of,
     photo_from_row,
+    run_from_row,
 )
 from pipeline.records import Job, SourceInfo
 
@@ -44,8 +49,14 @@ _CREATE = """
         ladder = excluded.ladder, filter = excluded.filter, strength = excluded.strength,
         user_id = excluded.user_id, generation = photos.generation + 1, attempts = 0,
         error_code = NULL, error_message = NULL, last_error_code = NULL,
-        last_error_message = NULL, updated_at = {now}
+        last_error_message = NULL, run_id = NULL, updated_at = {now}
     RETURNING generation"""
+_REGENERATE = """
+    UPDATE photos SET status = 'queued', ladder = %s, filter = %s, strength = %s,
+        generation = generation + 1, attempts = 0, run_id = %s, error_code = NULL,
+        error_message = NULL, last_error_code = NULL, last_error_message = NULL,
+        updated_at = {now}
+    WHERE id = %s RETURNING generation"""
 _START = """
     UPDATE photos SET status = 'processing', lease = lease + 1,
         attempts = attempts + CASE WHEN lease = %s THEN 0 ELSE 1 END, updated_at = {now}
@@ -53,7 +64,7 @@ _START = """
 _FINISH = """
     UPDATE photos SET status = 'ready', source_format = %s, source_width = %s,
         source_height = %s, source_bytes = %s, source_frames = %s, orientation = %s,
-        error_code = NULL, error_message = NULL, updated_at = {now}
+        spec = %s, error_code = NULL, error_message = NULL, updated_at = {now}
     WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id"""
 _FAIL = """
     UPDATE photos SET status = 'failed', error_code = %s, error_message = %s,
@@ -109,11 +120,12 @@ class SqlMetadata:
             return Claim(photo_from_row(cur.fetchone()))
 
     def finish(self, photo_id: int, lease: int, source: SourceInfo,
-               renditions: Sequence[RenditionRow]) -> list[RenditionRow] | None:
+               renditions: Sequence[RenditionRow],
+               spec: str | None = None) -> list[RenditionRow] | None:
         with self._transaction() as cur:
             cur.execute(self._sql(_FINISH), (source.format, source.width, source.height,
                                              source.bytes, source.frames, source.orientation,
-                                             photo_id, lease))
+                                             spec, photo_id, lease))
             if cur.fetchone() is None:
                 return None
             replaced = self._drop_renditions(cur, photo_id)
@@ -186,6 +198,92 @@ class SqlMetadata:
             cur.execute("SELECT status, count(*) AS n FROM photos GROUP BY status")
             found = {r["status"]: int(r["n"]) for r in cur.fetchall()}
         return {status: found.get(status, 0) for status in STATUSES}
+
+    def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]:
+        where, args = ["id > %s"], list[Any]([after])
+        if selection.from_id is not None:
+            where.append("id >= %s")
+            args.append(selection.from_id)
+        if selection.to_id is not None:
+            where.append("id <= %s")
+            args.append(selection.to_id)
+        if selection.statuses:
+            where.append(f"status IN ({', '.join(['%s'] * len(selection.statuses))})")
+            args += selection.statuses
+        if selection.user_id is not None:
+            where.append("user_id = %s")
+            args.append(selection.user_id)
+        if selection.look == "none":
+            where.append("filter IS NULL")
+        elif selection.look is not None:
+            where.append("filter = %s")
+            args.append(selection.look)
+        with self._transaction() as cur:
+            cur.execute(f"SELECT * FROM photos WHERE {' AND '.join(where)} ORDER BY id "
+                        "LIMIT %s", (*args, limit))
+            return [photo_from_row(r) for r in cur.fetchall()]
+
+    def regenerate(self, run_id: int, photos: Sequence[Rerender], *, cursor: int,
+                   enqueue: bool = True) -> list[Job]:
+        jobs = []
+        with self._transaction() as cur:
+            for photo in photos:
+                cur.execute(self._sql(_REGENERATE), (photo.ladder, photo.filter, photo.strength,
+                                                     run_id, photo.photo_id))
+                row = cur.fetchone()
+                if row is not None:
+                    jobs.append(Job(photo.photo_id, int(row["generation"])))
+            if enqueue:
+                cur.executemany("INSERT INTO outbox (photo_id, generation) VALUES (%s, %s)",
+                                [(j.photo_id, j.generation) for j in jobs])
+            cur.execute(self._sql("UPDATE reprocess_runs SET cursor = %s, "
+                                  "enqueued = enqueued + %s, updated_at = {now} WHERE id = %s"),
+                        (cursor, len(jobs), run_id))
+        return jobs
+
+    def create_run(self, key: str, selection: str, changes: str, mode: str) -> Run:
+        with self._transaction() as cur:
+            cur.execute("INSERT INTO reprocess_runs (key, selection, changes, mode, state) "
+                        "VALUES (%s, %s, %s, %s, 'running') RETURNING *",
+                        (key, selection, changes, mode))
+            return run_from_row(cur.fetchone())
+
+    def find_run(self, key: str) -> Run | None:
+        with self._transaction() as cur:
+            cur.execute("SELECT * FROM reprocess_runs WHERE key = %s AND state = 'running' "
+                        "ORDER BY id DESC LIMIT 1", (key,))
+            row = cur.fetchone()
+        return run_from_row(row) if row else None
+
+    def get_run(self, run_id: int) -> Run | None:
+        with self._transaction() as cur:
+            cur.execute("SELECT * FROM reprocess_runs WHERE id = %s", (run_id,))
+            row = cur.fetchone()
+        return run_from_row(row) if row else None
+
+    def runs(self, limit: int = 50) -> list[Run]:
+        with self._transaction() as cur:
+            cur.execute("SELECT * FROM reprocess_runs ORDER BY id DESC LIMIT %s", (limit,))
+            return [run_from_row(r) for r in cur.fetchall()]
+
+    def end_run(self, run_id: int, state: Literal["done", "cancelled"]) -> None:
+        with self._transaction() as cur:
+            cur.execute(self._sql("UPDATE reprocess_runs SET state = %s, updated_at = {now} "
+                                  "WHERE id = %s"), (state, run_id))
+
+    def tally(self, run_id: int) -> dict[tuple[str, str | None], int]:
+        with self._transaction() as cur:
+            cur.execute("SELECT status, error_code, count(*) AS n FROM photos "
+                        "WHERE run_id = %s GROUP BY status, error_code", (run_id,))
+            return {(r["status"], r["error_code"]): int(r["n"]) for r in cur.fetchall()}
+
+    def run_photos(self, run_id: int, statuses: Sequence[Status], after: int,
+                   limit: int) -> list[PhotoRow]:
+        marks = ", ".join(["%s"] * len(statuses))
+        with self._transaction() as cur:
+            cur.execute(f"SELECT * FROM photos WHERE run_id = %s AND status IN ({marks}) "
+                        "AND id > %s ORDER BY id LIMIT %s", (run_id, *statuses, after, limit))
+            return [photo_from_row(r) for r in cur.fetchall()]
 
     def _photo(self, cur: Cursor, photo_id: int, *, lock: bool = False) -> PhotoRow | None:
         cur.execute("SELECT * FROM photos WHERE id = %s" + (self.LOCK if lock else ""),

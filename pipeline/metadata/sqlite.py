@@ -22,6 +22,7 @@ from pipeline.errors import (
     PhotopipeError,
 )
 from pipeline.metadata.sql import Cursor, SqlMetadata
+from pipeline.records import EPOCH_MS
 
 # Each entry upgrades the schema by one version; PRAGMA user_version records how far it got.
 MIGRATIONS: tuple[str, ...] = (
@@ -74,8 +75,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_photo ON outbox (photo_id);
     """,
+    """
+    ALTER TABLE photos ADD COLUMN spec TEXT;
+    ALTER TABLE photos ADD COLUMN run_id INTEGER;
+    CREATE INDEX photos_run ON photos (run_id, status);
+    CREATE TABLE reprocess_runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        key         TEXT NOT NULL,
+        selection   TEXT NOT NULL,
+        changes     TEXT NOT NULL,
+        mode        TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('running', 'done', 'cancelled')),
+        cursor      INTEGER NOT NULL DEFAULT 0,
+        enqueued    INTEGER NOT NULL DEFAULT 0,
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX reprocess_runs_key ON reprocess_runs (key, state);
+    """,
 )
-EPOCH_MS = 1735689600000  # 2025-01-01T00:00:00Z, as in the PostgreSQL function
 _TRANSIENT_TEXT = ("locked", "busy", "disk i/o error", "database or disk is full")
 _REJECTED_TEXT = ("unable to open", "not a database", "no such table", "no such column",
                   "readonly", "read-only")

@@ -10,10 +10,17 @@ import psycopg
 import pytest
 
 from pipeline.errors import BrokerUnavailable, PhotoNotFound
-from pipeline.metadata import MetadataStore, NewPhoto, RenditionRow, open_metadata
+from pipeline.metadata import (
+    MetadataStore,
+    NewPhoto,
+    RenditionRow,
+    Rerender,
+    Selection,
+    open_metadata,
+)
 from pipeline.metadata.postgres import PostgresMetadata
-from pipeline.metadata.sqlite import EPOCH_MS, SqliteMetadata
-from pipeline.records import Job, SourceInfo
+from pipeline.metadata.sqlite import SqliteMetadata
+from pipeline.records import EPOCH_MS, Job, SourceInfo
 from pipeline.settings import Settings
 
 SOURCE = SourceInfo("JPEG", 4032, 3024, 2_000_000, 1, 6)
@@ -186,7 +193,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 3 and again.get(1) is not None
+    assert again.upgrade() == 4 and again.get(1) is not None
     again.close()
 
 
@@ -218,3 +225,53 @@ def test_postgres_column_default_is_the_id_function(postgres_url: str) -> None:
     assert row is not None and row[0] >> 23 > 0
     assert shard is not None and (shard[0] >> 10) & 0x1FFF == 4095
     store.close()
+
+
+def test_scan_pages_through_a_selection_by_id(db: MetadataStore) -> None:
+    for photo_id in range(1, 11):
+        job = db.create(NewPhoto(photo_id, f"originals/{photo_id}",
+                                 filter="gingham" if photo_id % 2 else None,
+                                 user_id=photo_id % 3))
+        if photo_id > 6:
+            db.fail(photo_id, db.start(job).lease, "corrupt", "x")
+    everything = Selection()
+    assert [r.id for r in db.scan(everything, 0, 4)] == [1, 2, 3, 4]
+    assert [r.id for r in db.scan(everything, 4, 4)] == [5, 6, 7, 8]
+    assert [r.id for r in db.scan(everything, 8, 4)] == [9, 10]
+    assert [r.id for r in db.scan(Selection(from_id=3, to_id=5), 0, 100)] == [3, 4, 5]
+    assert [r.id for r in db.scan(Selection(statuses=("failed",)), 0, 100)] == [7, 8, 9, 10]
+    assert [r.id for r in db.scan(Selection(user_id=1), 0, 100)] == [1, 4, 7, 10]
+    assert [r.id for r in db.scan(Selection(look="none"), 0, 100)] == [2, 4, 6, 8, 10]
+    assert [r.id for r in db.scan(Selection(look="gingham", statuses=("queued",)), 0, 100)] \
+        == [1, 3, 5]
+
+
+def test_a_run_regenerates_its_batch_and_moves_its_cursor_in_one_commit(
+        db: MetadataStore) -> None:
+    first = [db.create(NewPhoto(i, f"originals/{i}")) for i in (1, 2, 3)]
+    for job in first:
+        db.finish(job.photo_id, db.start(job).lease, SOURCE, [], "oldspec")
+    db.relay(lambda j: None)
+    run = db.create_run("k", "{}", "{}", "broker")
+    assert db.find_run("k") == run and run.cursor == 0 and run.state == "running"
+    jobs = db.regenerate(run.id, [Rerender(1, "classic", "rise", 0.5),
+                                  Rerender(2, "default", None, 1.0)], cursor=2)
+    assert jobs == [Job(1, 2), Job(2, 2)] and db.outbox_size() == 2
+    row = db.get(1)
+    assert row is not None and (row.status, row.ladder, row.filter, row.strength, row.run_id,
+                                row.spec) == ("queued", "classic", "rise", 0.5, run.id,
+                                              "oldspec")
+    again = db.get_run(run.id)
+    assert again is not None and (again.cursor, again.enqueued) == (2, 2)
+    assert db.start(first[0]).skipped == "superseded"  # the old generation's job
+    db.finish(1, db.start(jobs[0]).lease, SOURCE, [], "newspec")
+    assert db.tally(run.id) == {("ready", None): 1, ("queued", None): 1}
+    db.create(NewPhoto(2, "originals/2", "classic"))  # the web tier takes photo 2 over
+    assert db.tally(run.id) == {("ready", None): 1}
+    assert [r.id for r in db.run_photos(run.id, ("ready",), 0, 10)] == [1]
+    assert db.regenerate(run.id, [], cursor=3) == []  # nothing wanted: the cursor still moves
+    again = db.get_run(run.id)
+    assert again is not None and again.cursor == 3
+    db.end_run(run.id, "done")
+    assert db.find_run("k") is None and [r.id for r in db.runs()] == [run.id]
+    assert db.regenerate(run.id, [Rerender(99, "default", None, 1.0)], cursor=4) == []

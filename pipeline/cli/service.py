@@ -1,4 +1,4 @@
-"""The ``photopipe`` commands of the production path: submit, worker, relay, status, db upgrade."""
+"""The commands of the production path: submit, worker, relay, status, db upgrade."""
 
 from __future__ import annotations
 

@@ -1,23 +1,21 @@
-"""The ``photopipe`` command: process photos, inspect them, list and preview looks."""
+"""The embedded commands: process photos, inspect them, list and preview looks."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import filters
 from pipeline import ladders
-from pipeline.cli_service import add_commands
 from pipeline.errors import ImageRejected, PhotopipeError, TooLarge
 from pipeline.jobs import Options, file_id, ingest, reject
 from pipeline.jobs import Outcome as JobOutcome
 from pipeline.metadata import MetadataStore, open_metadata
 from pipeline.preview import contact_sheet
 from pipeline.settings import Settings
-from pipeline.startup import configure
 from pipeline.storage import ObjectStore, open_store
 from pipeline.views import (
     Outcome,
@@ -29,22 +27,8 @@ from pipeline.views import (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``photopipe`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        print(f"photopipe: {exc}", file=sys.stderr)
-        return 2
-    configure(settings)
-    code: int = args.run(args, settings)
-    return code
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="photopipe", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+def add_commands(commands: Any) -> None:
+    """Register the embedded commands: process, show, filters, preview."""
     process = commands.add_parser("process", help="render files through the whole pipeline")
     process.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     process.add_argument("--ladder", default="default", choices=sorted(ladders.LADDERS))
@@ -62,8 +46,6 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("image", type=Path, metavar="IMAGE")
     preview.add_argument("--out", type=Path, required=True, metavar="SHEET.jpg")
     preview.set_defaults(run=_preview)
-    add_commands(commands)
-    return parser
 
 
 def _process(args: argparse.Namespace, settings: Settings) -> int:
@@ -145,7 +127,3 @@ def _preview(args: argparse.Namespace, settings: Settings) -> int:
     args.out.write_bytes(sheet)
     print(f"Contact sheet of {len(filters.names())} looks written to {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The ``photopipe`` command.
+
+Its commands live by what they serve: :mod:`~pipeline.cli.local` (the embedded default:
+process, show, filters, preview), :mod:`~pipeline.cli.service` (the production path: submit,
+worker, relay, status, db), :mod:`~pipeline.cli.reprocess` (reprocess, gc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pipeline.cli import local, reprocess, service
+from pipeline.settings import Settings
+from pipeline.startup import configure
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``photopipe`` console script; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"photopipe: {exc}", file=sys.stderr)
+        return 2
+    configure(settings)
+    code: int = args.run(args, settings)
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line, every command registered by its module."""
+    top = argparse.ArgumentParser(prog="photopipe", description="photopipe: safe, filtered, "
+                                  "ready-to-serve thumbnails")
+    commands = top.add_subparsers(required=True, metavar="COMMAND")
+    for module in (local, service, reprocess):
+        module.add_commands(commands)
+    return top
