@@ -292,5 +292,5 @@ def _delete_older(store: ObjectStore, row: PhotoRow, replaced: list[RenditionRow
 
 
 def _delete(store: ObjectStore, keys: list[str]) -> None:
-    for key in keys:
-        store.delete(key)
+    if keys:
+        store.delete_many(keys)

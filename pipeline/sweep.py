@@ -33,9 +33,9 @@ def sweep(store: ObjectStore, db: MetadataStore, *, delete: bool = True) -> Swep
             continue
         orphans = _orphans(db, int(photo_key), listed)
         found.orphans += orphans
-        for key in orphans if delete else ():
-            store.delete(key)
-            found.deleted += 1
+        if delete and orphans:
+            store.delete_many(orphans)
+            found.deleted += len(orphans)
     return found
 
 

@@ -6,7 +6,7 @@ the same contract tests (tests/storage/test_contract.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -30,6 +30,10 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove every key of ``keys`` (missing ones are not an error), in as few requests as
+        the store allows."""
 
     def list(self, prefix: str = "") -> Iterator[str]:
         """Every key that starts with ``prefix``, in sorted order."""

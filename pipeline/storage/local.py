@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.errors import ObjectNotFound, StorageUnavailable
@@ -64,6 +64,10 @@ class LocalStore:
                 folder.rmdir()
             except OSError:  # not empty (or already gone): the folders above are in use
                 break
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.delete(key)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

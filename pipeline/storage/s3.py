@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -133,6 +133,20 @@ class S3Store:
     def delete(self, key: str) -> None:
         with _translated(key):
             self.s3.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """One DeleteObjects request per 1,000 keys (S3's limit); a key it could not delete is
+        an error like a failed DELETE."""
+        for start in range(0, len(keys), 1000):
+            chunk = list(keys[start:start + 1000])
+            with _translated(chunk[0]):
+                response = self.s3.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": self._key(k)} for k in chunk], "Quiet": True})
+            errors = response.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise StorageUnavailable(f"S3 did not delete {len(errors)} of {len(chunk)} "
+                                         f"objects: {first.get('Code')} on {first.get('Key')}")
 
     def list(self, prefix: str = "") -> Iterator[str]:
         keys: list[str] = []

@@ -68,6 +68,15 @@ def test_delete_is_idempotent(store: ObjectStore) -> None:
     assert list(store.list()) == []
 
 
+def test_delete_many_removes_those_keys_and_only_those(store: ObjectStore) -> None:
+    for key in ("photos/1/1.1/a", "photos/1/1.1/b", "photos/1/1.2/a", "originals/1"):
+        store.put(key, b"x", "text/plain")
+    store.delete_many(["photos/1/1.1/a", "photos/1/1.1/b", "photos/1/1.1/never-there"])
+    assert list(store.list()) == ["originals/1", "photos/1/1.2/a"]
+    store.delete_many([])
+    assert len(list(store.list())) == 2
+
+
 def test_list_filters_by_prefix_in_sorted_order(store: ObjectStore) -> None:
     for key in ("photos/2/b", "photos/1/a", "originals/1", "photos/10/c"):
         store.put(key, key.encode(), "text/plain")
