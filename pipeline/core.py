@@ -5,7 +5,9 @@ The web tier (for previews), the job runner, the CLI and the benchmarks all call
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -44,6 +46,8 @@ class Rendered:
     ladder: str
     filter: str | None
     strength: float
+    # Seconds spent in each stage: decode, look (only with one), resize, encode.
+    timings: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def outputs(self) -> dict[str, bytes]:
@@ -69,13 +73,25 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
         ValueError: an argument is wrong (unknown look or ladder, strength out of range).
     """
     spec = check_options(ladder, filter, strength)
-    working, source = _working(data, spec, filter, strength, limits or Limits())
+    timings: dict[str, float] = {}
+    working, source = _working(data, spec, filter, strength, limits or Limits(),
+                               timings=timings)
+    clock = time.perf_counter()
+    images = render_ladder(working, spec)
+    timings["resize"], clock = _lap(clock)
     files = tuple(
         Output(r.name, fmt, *image.size, encode(image, fmt, encoding or Encoding()))
-        for r, image in render_ladder(working, spec)
+        for r, image in images
         for fmt in r.formats
     )
-    return Rendered(source, files, ladder, filter, strength)
+    timings["encode"], clock = _lap(clock)
+    return Rendered(source, files, ladder, filter, strength, timings)
+
+
+def _lap(since: float) -> tuple[float, float]:
+    """Seconds since ``since``, and now (the next lap's start)."""
+    now = time.perf_counter()
+    return now - since, now
 
 
 def check_options(ladder: str, look: str | None, strength: float) -> tuple[ladders.Rendition, ...]:
@@ -94,18 +110,23 @@ def check_options(ladder: str, look: str | None, strength: float) -> tuple[ladde
 
 
 def _working(data: bytes, spec: tuple[ladders.Rendition, ...], look: str | None,
-             strength: float, limits: Limits) -> tuple[Image.Image, SourceInfo]:
+             strength: float, limits: Limits, *,
+             timings: dict[str, float]) -> tuple[Image.Image, SourceInfo]:
     """The upright picture every rendition cascades from, with the look applied.
 
     Intermediates are dropped as soon as they are used: a worker's peak memory is set here.
     """
+    clock = time.perf_counter()
     decoded = decode(data, limits, need=ladders.need(spec),
                      fit=lambda width, height: ladders.working_size(width, height, spec),
                      upright=look is None)
+    timings["decode"], clock = _lap(clock)
     if look is None:
         return decoded.image, decoded.source
     source, pixels = decoded.source, np.asarray(decoded.image)
     del decoded  # the look reads the stored pixels upright, through a view
     looked = filters.apply(orient_array(pixels, source.orientation), look, strength)
     del pixels
-    return Image.fromarray(looked), source
+    image = Image.fromarray(looked)
+    timings["look"], clock = _lap(clock)
+    return image, source

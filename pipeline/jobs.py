@@ -29,8 +29,8 @@ import contextlib
 import hashlib
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -50,8 +50,8 @@ from pipeline.settings import Settings
 from pipeline.spec import render_spec
 from pipeline.storage import ObjectStore
 
-__all__ = ["Job", "Options", "Outcome", "backoff", "content_id", "file_id", "ingest", "lease_of",
-           "original_key", "process", "reject", "rendition_key"]
+__all__ = ["Job", "Measures", "Options", "Outcome", "backoff", "content_id", "file_id", "ingest",
+           "lease_of", "original_key", "process", "reject", "rendition_key"]
 
 Translate = Callable[[Exception], PhotopipeError]
 
@@ -69,6 +69,19 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Measures:
+    """What one attempt cost, for metrics and logs (no effect on what it did)."""
+
+    # Seconds in each stage the attempt completed, in order: fetch (the original from the
+    # store), decode, look, resize, encode, store (the renditions), record (the commit).
+    timings: Mapping[str, float] = field(default_factory=dict)
+    written: Mapping[str, int] = field(default_factory=dict)  # rendition bytes by format
+    cpu_seconds: float = 0.0  # this process's CPU time over the attempt
+    ladder: str | None = None  # how the photo was to be rendered (None before its row was read)
+    look: str | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How one attempt at a job ended (see the module's table)."""
 
@@ -80,6 +93,7 @@ class Outcome:
     retry_in: float | None = None
     refund: int | None = None
     since: float | None = None
+    measures: Measures = field(default_factory=Measures, compare=False)
 
 
 def original_key(photo_id: int) -> str:
@@ -166,6 +180,23 @@ def ingest(data: bytes, options: Options, store: ObjectStore, db: MetadataStore,
     return replace(attempt, job=job, data=data).run()
 
 
+@dataclass
+class _Trace:
+    """What an attempt measures about itself as it goes (see :class:`Measures`)."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    ladder: str | None = None
+    look: str | None = None
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block as stage ``name``; a block that raises is not a stage completed."""
+        start = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - start
+
+
 @dataclass(frozen=True)
 class _Attempt:
     """One attempt at a job; :meth:`run` turns everything that can happen into an Outcome."""
@@ -179,8 +210,17 @@ class _Attempt:
     retries: int
     translate: Translate
     data: bytes | None = None  # the upload itself, in-process (stored only if it renders)
+    trace: _Trace = field(default_factory=_Trace)
 
     def run(self) -> Outcome:
+        cpu = time.process_time()
+        outcome = self.attempt()
+        trace = self.trace
+        return replace(outcome, measures=Measures(
+            dict(trace.timings), dict(trace.written), time.process_time() - cpu,
+            trace.ladder, trace.look))
+
+    def attempt(self) -> Outcome:
         row: PhotoRow | None = None
         try:
             claim = self.db.start(self.job, refund=self.refund)
@@ -199,20 +239,28 @@ class _Attempt:
             return self.after(row, self.translate(exc))
 
     def render(self, row: PhotoRow) -> Outcome:
-        data = self.data if self.data is not None else self.store.get(
-            row.source_key, max_bytes=self.settings.limits.max_bytes)
+        trace = self.trace
+        trace.ladder, trace.look = row.ladder, row.filter
+        with trace.stage("fetch"):
+            data = self.data if self.data is not None else self.store.get(
+                row.source_key, max_bytes=self.settings.limits.max_bytes)
         rendered = render(data, filter=row.filter, strength=row.strength, ladder=row.ladder,
                           limits=self.settings.limits, encoding=self.settings.encoding)
-        if self.data is not None:
-            self.store.put(row.source_key, data, "application/octet-stream")
+        trace.timings.update(rendered.timings)
         written: list[RenditionRow] = []
-        for output in rendered.files:
-            key = rendition_key(row.id, row.generation, row.lease, output.filename)
-            self.store.put(key, output.data, CONTENT_TYPES[output.format])
-            written.append(RenditionRow(output.name, output.format, key, output.width,
-                                        output.height, len(output.data)))
+        with trace.stage("store"):
+            if self.data is not None:
+                self.store.put(row.source_key, data, "application/octet-stream")
+            for output in rendered.files:
+                key = rendition_key(row.id, row.generation, row.lease, output.filename)
+                self.store.put(key, output.data, CONTENT_TYPES[output.format])
+                written.append(RenditionRow(output.name, output.format, key, output.width,
+                                            output.height, len(output.data)))
+                trace.written[output.format] = trace.written.get(output.format, 0) + \
+                    len(output.data)
         spec = render_spec(row.ladder, row.filter, row.strength, self.settings.encoding)
-        replaced = self.db.finish(row.id, row.lease, rendered.source, written, spec)
+        with trace.stage("record"):
+            replaced = self.db.finish(row.id, row.lease, rendered.source, written, spec)
         if replaced is None:
             _delete(self.store, [r.key for r in written])
             return Outcome("superseded", self.job, attempt=row.attempts)

@@ -6,7 +6,7 @@ others (the metadata stores need no Pillow, the workers no numpy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Photo ids count milliseconds from here (2025-01-01T00:00:00Z), in their top 41 bits.
 EPOCH_MS = 1735689600000
@@ -32,3 +32,6 @@ class Job:
 
     photo_id: int
     generation: int = 0
+    # When the job was committed to the outbox (seconds since the epoch, the database's
+    # clock); the worker measures the job's queue wait from it. Not part of the job's identity.
+    queued_at: float | None = field(default=None, compare=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 DEFAULT_DATA_DIR = Path("var")
+LOG_FORMATS = ("plain", "json")
 N = TypeVar("N", int, float)
 
 
@@ -65,6 +66,8 @@ class Settings:
     submit_patience: float = 15.0
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
+    log_format: str = "plain"
+    metrics_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     encoding: Encoding = field(default_factory=Encoding)
 
@@ -79,6 +82,9 @@ class Settings:
             raise ValueError("retry_backoff must be positive and at most retry_backoff_max")
         if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1:
             raise ValueError("database timeouts must be positive")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"PHOTOPIPE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
+                             f"not {self.log_format!r}")
 
     @property
     def soft_time_limit(self) -> int:
@@ -129,6 +135,13 @@ class Settings:
             # Milliseconds any one SQL statement, and any wait for a row lock, may take.
             statement_timeout_ms=_int(env, "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS", 30_000),
             lock_timeout_ms=_int(env, "PHOTOPIPE_DB_LOCK_TIMEOUT_MS", 10_000),
+            # `plain` lines for people, or `json`: one object per line, a line per finished job
+            # with its stage timings, for a log pipeline.
+            log_format=env.get("PHOTOPIPE_LOG_FORMAT") or "plain",
+            # Where a worker with --metrics-port keeps its processes' metric files (one
+            # directory per worker; default: one per port under the system's temp directory).
+            metrics_dir=Path(env["PHOTOPIPE_METRICS_DIR"]).resolve()
+            if env.get("PHOTOPIPE_METRICS_DIR") else None,
             limits=Limits(
                 # Largest width x height accepted, checked from the header before decoding.
                 max_pixels=_int(env, "PHOTOPIPE_MAX_PIXELS", defaults.max_pixels),

@@ -24,6 +24,8 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "PHOTOPIPE_SUBMIT_PATIENCE": ("3", "submit_patience", 3.0),
     "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS": ("1234", "statement_timeout_ms", 1234),
     "PHOTOPIPE_DB_LOCK_TIMEOUT_MS": ("567", "lock_timeout_ms", 567),
+    "PHOTOPIPE_LOG_FORMAT": ("json", "log_format", "json"),
+    "PHOTOPIPE_METRICS_DIR": ("/tmp/m", "metrics_dir", Path("/tmp/m")),
     "PHOTOPIPE_MAX_PIXELS": ("1_000", "limits.max_pixels", 1000),
     "PHOTOPIPE_MAX_BYTES": ("2000", "limits.max_bytes", 2000),
     "PHOTOPIPE_MAX_FRAMES": ("3", "limits.max_frames", 3),

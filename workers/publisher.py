@@ -32,8 +32,11 @@ class CeleryPublisher:
                 declare_topology(self.app)
                 self._declared = True
             # No retries here: the job is safe in the outbox, and the relay tries again.
-            self.app.send_task(TASK, args=[job.photo_id],
-                               kwargs={"generation": job.generation}, queue=QUEUE, retry=False)
+            kwargs: dict[str, float] = {"generation": job.generation}
+            if job.queued_at is not None:
+                kwargs["queued"] = job.queued_at
+            self.app.send_task(TASK, args=[job.photo_id], kwargs=kwargs, queue=QUEUE,
+                               retry=False)
         except BROKER_REFUSALS as exc:
             raise BrokerRejected(f"the broker refused photopipe: {type(exc).__name__}: {exc} "
                                  "(check PHOTOPIPE_BROKER_URL)") from exc

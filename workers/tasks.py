@@ -12,6 +12,7 @@ import ctypes.util
 import logging
 import math
 import os
+import time
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded, WorkerLostError
@@ -22,6 +23,7 @@ from celery.worker.request import Request
 from pipeline.errors import PhotopipeError, TimedOut, classify
 from pipeline.jobs import Job, Outcome, process
 from pipeline.metadata import MetadataStore, open_metadata
+from pipeline.observability.report import report, running
 from pipeline.settings import Settings
 from pipeline.startup import configure
 from pipeline.storage import ObjectStore, open_store
@@ -82,18 +84,24 @@ class PhotoRequest(Request):
 
 @app.task(name=TASK, bind=True, Request=PhotoRequest, max_retries=None)
 def process_photo(self: Task, photo_id: int, generation: int = 0,  # type: ignore[type-arg]
-                  refund: int | None = None, since: float | None = None) -> str:
-    """Render photo ``photo_id`` at ``generation``; return how the attempt ended."""
+                  *, refund: int | None = None, since: float | None = None,
+                  queued: float | None = None) -> str:
+    """Render photo ``photo_id`` at ``generation``; return how the attempt ended.
+
+    ``queued``: when the job was committed, or its retry fell due (seconds since the epoch).
+    """
     store, db, settings = context()
     job = Job(photo_id, generation)
     if (self.request.delivery_info or {}).get("routing_key") == DEAD_QUEUE:
         return _requeue(db, job)
-    try:
-        outcome = process(job, store, db, settings, refund=refund, since=since,
-                          retries=self.request.retries, translate=translate)
-    finally:
-        release_memory()
-    log.info("photo %s: %s", photo_id, _describe(outcome))
+    waited = None if queued is None else time.time() - queued
+    with running():
+        try:
+            outcome = process(job, store, db, settings, refund=refund, since=since,
+                              retries=self.request.retries, translate=translate)
+        finally:
+            release_memory()
+    report(outcome, waited)
     if outcome.status == "retry":
         _retry(self, outcome)
     return outcome.status
@@ -106,11 +114,11 @@ def _retry(task: Task, outcome: Outcome) -> None:  # type: ignore[type-arg]
     RabbitMQ delays it in whole seconds (Celery's native delayed delivery for quorum queues
     refuses less than one), so the countdown is rounded up to a second at least.
     """
+    countdown = max(1, math.ceil(outcome.retry_in or 0))
     kwargs = {"generation": outcome.job.generation, "refund": outcome.refund,
-              "since": outcome.since}
+              "since": outcome.since, "queued": time.time() + countdown}
     try:
-        raise task.retry(args=(outcome.job.photo_id,), kwargs=kwargs,
-                         countdown=max(1, math.ceil(outcome.retry_in or 0)))
+        raise task.retry(args=(outcome.job.photo_id,), kwargs=kwargs, countdown=countdown)
     except Retry:
         raise
     except Exception as exc:
@@ -130,15 +138,6 @@ def _requeue(db: MetadataStore, job: Job) -> str:
     log.warning("photo %s: dead-lettered; %s", job.photo_id,
                 "requeued through the outbox" if again else "already finished")
     return "requeued" if again else "skipped"
-
-
-def _describe(outcome: Outcome) -> str:
-    text = f"{outcome.status} (attempt {outcome.attempt})"
-    if outcome.code:
-        text += f" {outcome.code}: {outcome.message}"
-    if outcome.retry_in is not None:
-        text += f"; Retry in {outcome.retry_in:.1f}s"
-    return text
 
 
 def release_memory() -> None:

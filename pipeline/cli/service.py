@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+from pipeline.cli import observe
 from pipeline.errors import (
     BrokerRejected,
     BrokerUnavailable,
@@ -38,6 +39,10 @@ def add_commands(commands: Any) -> None:
     sub.set_defaults(run=run_submit)
     worker = commands.add_parser("worker", help="process queued photos (Celery worker)")
     worker.add_argument("--concurrency", type=int, default=None, metavar="N")
+    worker.add_argument("--metrics-port", type=int, default=None, metavar="N",
+                        help="serve /metrics, /healthz and /readyz on this port")
+    worker.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDRESS",
+                        help="the address to serve them on (default: every interface)")
     worker.set_defaults(run=run_worker)
     relay = commands.add_parser("relay", help="publish the jobs the outbox holds")
     relay.add_argument("--once", action="store_true", help="drain the outbox once and exit")
@@ -88,12 +93,26 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     db = _checked_metadata(settings)
     if db is None:
         return 2
+    if args.metrics_port is not None:  # before anything imports prometheus_client
+        observe.count_into(metrics_dir(settings, args.metrics_port))
     from celery import signals
 
+    from pipeline.observability import logs
     from workers.app import consumed_queues, declare_topology
     from workers.publisher import CeleryPublisher
     from workers.tasks import app
 
+    signals.setup_logging.connect(lambda **_: logs.configure(settings), weak=False)
+    concurrency = args.concurrency or os.cpu_count() or 1
+    if args.metrics_port is not None:
+        try:
+            observe.serve_metrics(settings, args.metrics_host, args.metrics_port,
+                                  metrics_dir(settings, args.metrics_port),
+                                  pool_size=concurrency)
+        except OSError as exc:
+            print(f"photopipe: cannot serve metrics on port {args.metrics_port}: {exc}",
+                  file=sys.stderr)
+            return 2
     declare_topology(app)
     publisher = CeleryPublisher(app)
     stop = threading.Event()
@@ -106,9 +125,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     # One node name per process: two workers on a host must not share a remote-control queue.
     argv = ["worker", "--loglevel=INFO", "-Q", ",".join(consumed_queues(settings.broker_url)),
             "--without-gossip", "--without-mingle", "--without-heartbeat",
-            f"--hostname=photopipe-{os.getpid()}@%h"]
-    if args.concurrency:
-        argv.append(f"--concurrency={args.concurrency}")
+            f"--hostname=photopipe-{os.getpid()}@%h", f"--concurrency={concurrency}"]
     try:
         app.worker_main(argv)
     finally:
@@ -124,11 +141,12 @@ def run_relay(args: argparse.Namespace, settings: Settings) -> int:
     db = _checked_metadata(settings)
     if db is None:
         return 2
+    from pipeline.observability import logs
     from workers.app import make_app
     from workers.publisher import CeleryPublisher
 
     publisher = CeleryPublisher(make_app(settings))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure(settings)
     try:
         if args.once:
             print(f"published {drain(db, publisher.publish)} jobs")
@@ -180,6 +198,11 @@ def run_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     db.close()
     print(f"database schema at version {version}")
     return 0
+
+
+def metrics_dir(settings: Settings, port: int) -> Path:
+    """Where the worker serving metrics on ``port`` keeps its processes' metric files."""
+    return settings.metrics_dir or Path(tempfile.gettempdir()) / f"photopipe-metrics-{port}"
 
 
 def _checked_metadata(settings: Settings) -> MetadataStore | None:

@@ -120,6 +120,17 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """What waits to be rendered, for autoscaling: photos ``queued`` (new, requeued, or
+    between retries) and jobs not yet on the broker, each with the age of its oldest."""
+
+    queued: int
+    oldest_queued: float | None  # seconds since the longest-waiting photo was queued
+    outbox: int
+    oldest_outbox: float | None  # seconds since the oldest unsent job was committed
+
+
+@dataclass(frozen=True)
 class Claim:
     """What :meth:`MetadataStore.start` made of a job: a lease to render under, or a skip."""
 
@@ -226,6 +237,10 @@ class MetadataStore(Protocol):
 
     def outbox_size(self) -> int:
         """How many jobs wait in the outbox."""
+
+    def backlog(self) -> Backlog:
+        """How many photos wait to be rendered and jobs to be published, and for how long
+        the oldest of each has waited (the database's clock); also a readiness probe."""
 
     def get(self, photo_id: int) -> PhotoRow | None:
         """The photo's row, or None."""

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 from pipeline.errors import PhotoNotFound
 from pipeline.metadata import (
     STATUSES,
+    Backlog,
     Claim,
     NewPhoto,
     PhotoRow,
@@ -89,6 +90,7 @@ class SqlMetadata:
     """The port's logic; subclasses set the dialect and open transactions."""
 
     NOW = "now()"
+    EPOCH = "extract(epoch FROM {})"  # a timestamp as seconds since 1970 (float)
     LOCK = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
@@ -162,7 +164,8 @@ class SqlMetadata:
 
     def relay(self, publish: Publish, *, limit: int = 100, photo_id: int | None = None) -> int:
         where = "" if photo_id is None else " WHERE photo_id = %s"
-        sql = f"SELECT id, photo_id, generation FROM outbox{where} ORDER BY id LIMIT %s"
+        sql = (f"SELECT id, photo_id, generation, {self.EPOCH.format('created_at')} AS queued_at"
+               f" FROM outbox{where} ORDER BY id LIMIT %s")
         args = (limit,) if photo_id is None else (photo_id, limit)
         sent: list[int] = []
         failure: Exception | None = None
@@ -170,7 +173,8 @@ class SqlMetadata:
             cur.execute(sql + self.SKIP_LOCKED, args)
             for entry in cur.fetchall():
                 try:
-                    publish(Job(int(entry["photo_id"]), int(entry["generation"])))
+                    publish(Job(int(entry["photo_id"]), int(entry["generation"]),
+                                float(entry["queued_at"])))
                 except Exception as exc:  # commit what was sent, then let it propagate
                     failure = exc
                     break
@@ -184,6 +188,18 @@ class SqlMetadata:
         with self._transaction() as cur:
             cur.execute("SELECT count(*) AS n FROM outbox")
             return int(cur.fetchone()["n"])
+
+    def backlog(self) -> Backlog:
+        now = self.EPOCH.format(self.NOW)
+        with self._transaction() as cur:
+            cur.execute(f"SELECT count(*) AS n, {now} - min({self.EPOCH.format('updated_at')})"
+                        " AS age FROM photos WHERE status = 'queued'")
+            photos = cur.fetchone()
+            cur.execute(f"SELECT count(*) AS n, {now} - min({self.EPOCH.format('created_at')})"
+                        " AS age FROM outbox")
+            outbox = cur.fetchone()
+        return Backlog(int(photos["n"]), _seconds(photos["age"]), int(outbox["n"]),
+                       _seconds(outbox["age"]))
 
     def get(self, photo_id: int) -> PhotoRow | None:
         with self._transaction() as cur:
@@ -305,3 +321,8 @@ def _rendition_rows(rows: list[Mapping[str, Any]]) -> Iterator[RenditionRow]:
     for r in rows:
         yield RenditionRow(r["name"], r["format"], r["object_key"], r["width"], r["height"],
                            r["bytes"])
+
+
+def _seconds(age: Any) -> float | None:
+    """An age from SQL (a number, or NULL over no rows), never below zero (clock steps)."""
+    return None if age is None else max(0.0, float(age))

@@ -133,6 +133,7 @@ class SqliteMetadata(SqlMetadata):
     """Photo and rendition rows in one SQLite file, migrated on open."""
 
     NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    EPOCH = "((julianday({}) - 2440587.5) * 86400.0)"
     LOCK = ""  # BEGIN IMMEDIATE already serialises every writer
     SKIP_LOCKED = ""
 

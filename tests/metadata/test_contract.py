@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.errors import BrokerUnavailable, PhotoNotFound
 from pipeline.metadata import (
+    Backlog,
     MetadataStore,
     NewPhoto,
     RenditionRow,
@@ -161,6 +162,33 @@ def test_requeue_only_what_is_still_wanted(db: MetadataStore) -> None:
     db.relay(lambda j: None)
     assert not db.requeue(job)  # superseded
     assert db.requeue(newer) and db.outbox_size() == 1
+
+
+def test_relayed_jobs_carry_when_they_were_committed(db: MetadataStore) -> None:
+    before = time.time()
+    db.create(NewPhoto(5, "originals/5"))
+    seen: list[Job] = []
+    db.relay(seen.append)
+    assert seen[0].queued_at is not None
+    # the database's clock, to the millisecond; loopback, so within a second of ours
+    assert before - 1 <= seen[0].queued_at <= time.time() + 1
+
+
+def test_backlog_counts_what_waits_and_how_long_the_oldest_has(db: MetadataStore) -> None:
+    assert db.backlog() == Backlog(0, None, 0, None)
+    first = db.create(NewPhoto(1, "originals/1"))
+    time.sleep(0.4)
+    db.create(NewPhoto(2, "originals/2"))
+    db.create(NewPhoto(3, "originals/3"), enqueue=False)
+    backlog = db.backlog()
+    assert (backlog.queued, backlog.outbox) == (3, 2)
+    assert backlog.oldest_queued is not None and backlog.oldest_outbox is not None
+    assert 0.35 <= backlog.oldest_queued < 5 and 0.35 <= backlog.oldest_outbox < 5
+    db.relay(lambda job: None)
+    db.start(first)  # processing: no longer waiting; the oldest waiting is now photo 2
+    backlog = db.backlog()
+    assert (backlog.queued, backlog.outbox, backlog.oldest_outbox) == (2, 0, None)
+    assert backlog.oldest_queued is not None and backlog.oldest_queued < 0.35
 
 
 def test_counts_cover_every_status(db: MetadataStore) -> None:

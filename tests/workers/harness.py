@@ -42,11 +42,13 @@ class Deployment:
         result: dict[str, Any] = json.loads(self.cli("status", "--json").stdout)
         return result
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, *extra: str, env: dict[str, str] | None = None
+                     ) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker-{len(self.workers)}.log").open("wb")
         worker = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "worker",
-                                   "--concurrency", "1"], env=self.env, cwd=ROOT, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                   "--concurrency", "1", *extra], env={**self.env, **(env or {})},
+                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
         self.workers.append(worker)
         return worker
 

@@ -1,0 +1,68 @@
+"""The readiness probes of a photopipe process: the metadata store, the object store and,
+when there is one, the broker. Each opens its own client, on its checker thread, on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from pipeline.metadata import Backlog, MetadataStore, open_metadata
+from pipeline.observability.health import Probe
+from pipeline.settings import Settings
+from pipeline.storage import ObjectStore, open_store
+
+T = TypeVar("T")
+READY_PREFIX = "photopipe-readyz/"  # listed, never written: any answer means S3 is there
+
+
+class _Lazy(Generic[T]):
+    """A client made on first use, in the thread that uses it."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self.make = make
+        self._client: T | None = None
+
+    def get(self) -> T:
+        if self._client is None:
+            self._client = self.make()
+        return self._client
+
+
+def probes(settings: Settings) -> list[Probe]:
+    """``metadata`` (its backlog), ``storage`` (a listing) and ``broker`` (queue depths)."""
+    db: _Lazy[MetadataStore] = _Lazy(lambda: open_metadata(settings))
+    store: _Lazy[ObjectStore] = _Lazy(lambda: open_store(settings))
+
+    def metadata() -> Backlog:
+        return db.get().backlog()
+
+    def storage() -> None:
+        next(iter(store.get().list(READY_PREFIX)), None)
+
+    found = [Probe("metadata", metadata), Probe("storage", storage)]
+    if settings.broker_url:
+        found.append(Probe("broker", _broker(settings)))
+    return found
+
+
+def _broker(settings: Settings) -> Callable[[], dict[str, int]]:
+    from workers.app import consumed_queues, make_app, queue_depth
+
+    app: _Lazy[Any] = _Lazy(lambda: _quick(make_app(settings)))
+    queues = consumed_queues(settings.broker_url or "")
+
+    def broker() -> dict[str, int]:
+        return {queue: queue_depth(app.get(), queue) for queue in queues}
+
+    return broker
+
+
+def _quick(app: Any) -> Any:
+    """The app with a short connect timeout, its queues declared (a check before the first
+    worker ever started must not read a missing queue as a broker that is down)."""
+    from workers.app import declare_topology
+
+    app.conf.broker_connection_timeout = 2
+    declare_topology(app)
+    return app

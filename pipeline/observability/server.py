@@ -1,0 +1,106 @@
+"""The HTTP endpoints a worker (or ``photopipe exporter``) serves beside its work.
+
+``/metrics``  the jobs' metrics summed over the worker's processes, and the backlog for
+              autoscaling (queue depth, photos waiting and the age of the oldest), read from
+              the broker and the metadata store at the scrape
+``/healthz``  200 while the process answers
+``/readyz``   200 when the broker, the metadata store and the object store all answer, 503
+              otherwise; the body says each one's status
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from pipeline.metadata import Backlog
+from pipeline.observability.health import Checker
+
+
+class BacklogCollector:
+    """Readiness and backlog gauges, from the checker's latest round of probes."""
+
+    def __init__(self, checker: Checker) -> None:
+        self.checker = checker
+
+    def collect(self) -> Iterator[Metric]:
+        health = self.checker.check()
+        ready = GaugeMetricFamily("photopipe_ready", "1 when the dependency answers, else 0",
+                                  labels=["check"])
+        for result in health.results:
+            ready.add_metric([result.name], 1.0 if result.ok else 0.0)
+        yield ready
+        broker = health.get("broker")
+        if broker is not None and broker.ok and isinstance(broker.value, dict):
+            depth = GaugeMetricFamily("photopipe_queue_depth",
+                                      "Jobs waiting in the broker's queue", labels=["queue"])
+            for queue, n in broker.value.items():
+                depth.add_metric([queue], float(n))
+            yield depth
+        metadata = health.get("metadata")
+        if metadata is not None and metadata.ok and isinstance(metadata.value, Backlog):
+            yield from _backlog(metadata.value)
+
+
+def _backlog(backlog: Backlog) -> Iterator[Metric]:
+    yield GaugeMetricFamily("photopipe_backlog_photos",
+                            "Photos queued for a render (new, requeued, between retries)",
+                            value=backlog.queued)
+    yield GaugeMetricFamily("photopipe_backlog_oldest_seconds",
+                            "How long the longest-waiting queued photo has waited",
+                            value=backlog.oldest_queued or 0.0)
+    yield GaugeMetricFamily("photopipe_outbox_jobs", "Jobs committed, not yet on the broker",
+                            value=backlog.outbox)
+    yield GaugeMetricFamily("photopipe_outbox_oldest_seconds",
+                            "How long the oldest unsent job has waited in the outbox",
+                            value=backlog.oldest_outbox or 0.0)
+
+
+def serve(host: str, port: int, registry: CollectorRegistry,
+          checker: Checker) -> ThreadingHTTPServer:
+    """Serve the endpoints on ``host:port`` from a daemon thread; returns the server
+    (``shutdown()`` stops it). Port 0 takes a free port (``server.server_address``).
+
+    Raises:
+        OSError: the port cannot be bound.
+    """
+    registry.register(BacklogCollector(checker))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+            elif path == "/healthz":
+                self._json(200, {"alive": True})
+            elif path == "/readyz":
+                health = checker.check()
+                self._json(200 if health.ready else 503, health.as_json())
+            else:
+                self._json(404, {"error": f"no such endpoint {path}"})
+
+        def _json(self, status: int, body: dict[str, Any]) -> None:
+            self._send(status, "application/json", json.dumps(body).encode())
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="photopipe-metrics",
+                     daemon=True).start()
+    return server
