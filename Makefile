@@ -39,6 +39,7 @@ bench-looks: setup bench-peers
 bench: setup bench-peers services
 	$(PY) -m benchmarks.looks
 	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.observability 10
 
 clean:
 	rm -rf $(VENV) .venv-peers var .mypy_cache .ruff_cache .pytest_cache

@@ -15,7 +15,9 @@ never a photo or user id.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -85,17 +87,23 @@ def observe(status: str, code: str | None, *, queue_wait: float | None,
             cpu: tuple[str, str | None, float] | None) -> None:
     """Count one attempt: how it ended, its wait, its stages, its bytes and, for a photo
     rendered, its CPU seconds (``cpu`` is ladder, look, seconds)."""
-    JOBS.labels(status).inc()
+    _child(JOBS, status).inc()
     if status in ("ready", "failed"):
-        FINISHED.labels(status, label(code)).inc()
+        _child(FINISHED, status, label(code)).inc()
     elif status == "retry":
-        RETRIES.labels(label(code)).inc()
+        _child(RETRIES, label(code)).inc()
     if queue_wait is not None:
         QUEUE_WAIT.observe(max(0.0, queue_wait))
     for stage, seconds in timings.items():
         if stage in STAGES:
             STAGES[stage].observe(seconds)
     for fmt, size in written.items():
-        BYTES.labels(fmt).inc(size)
+        _child(BYTES, fmt).inc(size)
     if cpu is not None:
-        CPU.labels(cpu[0], cpu[1] or "none").observe(cpu[2])
+        _child(CPU, cpu[0], cpu[1] or "none").observe(cpu[2])
+
+
+@functools.cache
+def _child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, looked up once per label set (the sets are bounded)."""
+    return metric.labels(*values)
