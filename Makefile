@@ -40,6 +40,7 @@ bench: setup bench-peers services
 	$(PY) -m benchmarks.looks
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.observability 10
+	$(PY) -m benchmarks.shards
 
 clean:
 	rm -rf $(VENV) .venv-peers var .mypy_cache .ruff_cache .pytest_cache

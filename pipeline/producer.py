@@ -70,7 +70,7 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
     data = upload.data
     if data is not None and len(data) > settings.limits.max_bytes:
         raise TooLarge(f"{len(data)} bytes is over the limit of {settings.limits.max_bytes}")
-    photo_id = retrying(db.allocate_id, settings)
+    photo_id = retrying(lambda: db.allocate_id(upload.user_id), settings)
     key = upload.source_key or original_key(photo_id)
     if data is not None:
         retrying(lambda: store.put(key, data, "application/octet-stream"), settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,21 @@ def postgres_url() -> Iterator[str]:
 def amqp_url() -> Iterator[str]:
     """An AMQP URL on a RabbitMQ vhost of this test's own."""
     yield from services.rabbit_vhost()
+
+
+@pytest.fixture(scope="session")
+def pg_servers() -> Iterator[Any]:
+    """Three PostgreSQL servers of the tests' own, the third behind pgbouncer."""
+    from tests.shards import cluster
+
+    with cluster.servers() as found:
+        yield found
+
+
+@pytest.fixture
+def shard_urls(pg_servers: Any) -> Iterator[list[str]]:
+    """A fresh database on each of the three servers (the first is the catalog)."""
+    from tests.shards import cluster
+
+    with cluster.databases(pg_servers) as urls:
+        yield urls

@@ -156,3 +156,42 @@ def redis() -> Iterator[str]:
 def _kill(pid: int) -> None:
     with suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class Bouncer:
+    """pgbouncer in transaction pooling mode in front of one PostgreSQL server."""
+
+    port: int
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+@contextmanager
+def pgbouncer(target_port: int) -> Iterator[Bouncer]:
+    """Debian's pgbouncer on a free port, pooling transactions onto ``target_port``."""
+    folder = Path(tempfile.mkdtemp(prefix="pp-pgbouncer-"))
+    port = free_port()
+    (folder / "users.txt").write_text('"postgres" ""\n')
+    (folder / "pgbouncer.ini").write_text(
+        f"[databases]\n* = host=127.0.0.1 port={target_port}\n\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\npool_mode = transaction\n"
+        "max_client_conn = 500\ndefault_pool_size = 8\nunix_socket_dir =\n"
+        f"logfile = {folder / 'pgbouncer.log'}\npidfile = {folder / 'pgbouncer.pid'}\n"
+        "ignore_startup_parameters = extra_float_digits,options\n")
+    if os.getuid() == 0:
+        user = pwd.getpwnam("postgres")
+        for path in (folder, *folder.iterdir()):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    process = subprocess.Popen(_as_postgres(["/usr/sbin/pgbouncer", str(folder / "pgbouncer.ini")]),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        wait_for_port(port, 30)
+        yield Bouncer(port)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -3,7 +3,8 @@
 Its commands live by what they serve: :mod:`~pipeline.cli.local` (the embedded default:
 process, show, filters, preview), :mod:`~pipeline.cli.service` (the production path: submit,
 worker, relay, status, db), :mod:`~pipeline.cli.reprocess` (reprocess, gc),
-:mod:`~pipeline.cli.observe` (health, exporter, and the worker's metrics endpoint).
+:mod:`~pipeline.cli.observe` (health, exporter, and the worker's metrics endpoint),
+:mod:`~pipeline.cli.shards` (shards init, list, move).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import local, observe, reprocess, service
+from pipeline.cli import local, observe, reprocess, service, shards
 from pipeline.settings import Settings
 from pipeline.startup import configure
 
@@ -35,6 +36,6 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="photopipe", description="photopipe: safe, filtered, "
                                   "ready-to-serve thumbnails")
     commands = top.add_subparsers(required=True, metavar="COMMAND")
-    for module in (local, service, reprocess, observe):
+    for module in (local, service, reprocess, observe, shards):
         module.add_commands(commands)
     return top

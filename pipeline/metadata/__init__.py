@@ -188,8 +188,10 @@ class MetadataStore(Protocol):
     def upgrade(self) -> int:
         """Bring the schema up to date; return its version."""
 
-    def allocate_id(self) -> int:
-        """A new, time-ordered 64-bit photo id (41 bits of ms, 13 of shard, 10 of sequence)."""
+    def allocate_id(self, user_id: int | None = None) -> int:
+        """A new, time-ordered 64-bit photo id (41 bits of ms, 13 of shard, 10 of sequence);
+        sharded, on the logical shard ``user_id`` is placed on (so a user's photos live
+        together)."""
 
     def create(self, photo: NewPhoto, *, enqueue: bool = True) -> Job:
         """Insert ``photo`` as ``queued`` (or re-queue the existing row with these options, as
@@ -302,9 +304,10 @@ def open_metadata(settings: Settings) -> MetadataStore:
 
         return SqliteMetadata(url.path or ":memory:")
     if url.scheme in ("postgresql", "postgres"):
-        from pipeline.metadata.postgres import PostgresMetadata
+        # One database, or the catalog of a shard map (pipeline.shards) when it holds one.
+        from pipeline.shards.store import ShardedMetadata
 
-        return PostgresMetadata(settings.database_url,
-                                statement_timeout_ms=settings.statement_timeout_ms,
-                                lock_timeout_ms=settings.lock_timeout_ms)
+        return ShardedMetadata(settings.database_url,
+                               statement_timeout_ms=settings.statement_timeout_ms,
+                               lock_timeout_ms=settings.lock_timeout_ms)
     raise ValueError(f"unsupported PHOTOPIPE_DATABASE_URL scheme {url.scheme!r}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,26 +60,58 @@ def translate(exc: psycopg.Error) -> PhotopipeError:
     return InternalError(f"PostgreSQL: {type(exc).__name__}: {text}")
 
 
+class Link:
+    """One connection to one PostgreSQL database, opened on first use and again after it
+    broke; the stores of every logical shard on that database share it, taking turns."""
+
+    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+        self.url, self.connect_timeout = url, connect_timeout
+        self.conn: psycopg.Connection[dict[str, Any]] | None = None
+        self.lock = threading.RLock()
+
+    def connection(self) -> psycopg.Connection[dict[str, Any]]:
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+                                        connect_timeout=self.connect_timeout,
+                                        prepare_threshold=None)
+        return self.conn
+
+    def close(self) -> None:
+        with self.lock:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+
 class PostgresMetadata(SqlMetadata):
-    """Photo and rendition rows in PostgreSQL."""
+    """Photo and rendition rows in PostgreSQL: the database's own search path, or one logical
+    shard's schema (``schema``, set by ``SET LOCAL`` in every transaction; see
+    :mod:`pipeline.shards`)."""
 
     def __init__(self, url: str, *, connect_timeout: int = 10,
-                 statement_timeout_ms: int = 30_000, lock_timeout_ms: int = 10_000) -> None:
-        self.url, self.connect_timeout = url, connect_timeout
+                 statement_timeout_ms: int = 30_000, lock_timeout_ms: int = 10_000,
+                 schema: str | None = None, shard: int = 0, link: Link | None = None) -> None:
+        self.url, self.schema, self.shard = url, schema, shard
+        self.link = link or Link(url, connect_timeout=connect_timeout)
         # A client that stalls inside a transaction (a frozen worker) must not hold its row
         # locks for long either: the server ends such a transaction.
         self._timeouts = (f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
                           f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}; "
                           "SET LOCAL idle_in_transaction_session_timeout = "
                           f"{2 * int(statement_timeout_ms)}")
-        self._conn: psycopg.Connection[dict[str, Any]] | None = None
-        # One connection, so one transaction at a time: threads sharing the store take turns.
-        self._lock = threading.RLock()
+        if schema is not None:
+            self._timeouts += f"; SET LOCAL search_path = {_identifier(schema)}"
+        # A shard's transactions first read its fence (shard_state), waiting while a move
+        # holds it: a moved shard answers ShardMoved, and the caller re-reads the shard map.
+        self._fence = "SELECT moved FROM shard_state FOR SHARE" if schema else None
 
     def upgrade(self) -> int:
-        """Apply every migration not yet applied; return the schema version."""
-        with self._transaction() as cur:
+        """Apply every migration not yet applied; return the schema version. A shard's schema
+        is created first, and gets its fence and its own ``next_id()`` after the migrations."""
+        with self._transaction(fenced=False) as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+            if self.schema is not None:
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_identifier(self.schema)}")
             cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                         "(version integer PRIMARY KEY, applied_at timestamptz DEFAULT now())")
             cur.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")
@@ -89,39 +121,79 @@ class PostgresMetadata(SqlMetadata):
                 cur.execute(path.read_text())
                 cur.execute("INSERT INTO schema_migrations (version) VALUES (%s)",
                             (int(path.name.split("_")[0]),))
+            if self.schema is not None:
+                cur.execute(_SHARD_SETUP.format(schema=_identifier(self.schema),
+                                                shard=int(self.shard)))
         return len(files)
 
-    def allocate_id(self) -> int:
-        """A new photo id from ``next_photo_id()``."""
+    def allocate_id(self, user_id: int | None = None) -> int:
+        """A new photo id from ``next_photo_id()`` (a shard's: ``next_id()``)."""
         with self._transaction() as cur:
-            cur.execute("SELECT next_photo_id() AS id")
+            cur.execute("SELECT next_id() AS id" if self.schema else
+                        "SELECT next_photo_id() AS id")
             return int(cur.fetchone()["id"])
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self.link.close()
+
+    def transaction(self, *, fenced: bool = True) -> AbstractContextManager[Cursor]:
+        """A transaction on this store's database and schema, with its timeouts (and, for a
+        shard, its fence unless ``fenced`` is False), for the shard tools' own statements."""
+        return self._transaction(fenced=fenced)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Cursor]:
-        with self._lock:
+    def _transaction(self, *, fenced: bool = True) -> Iterator[Cursor]:
+        link = self.link
+        with link.lock:
             try:
-                conn = self._connection()
+                conn = link.connection()
                 with conn.transaction(), conn.cursor() as cur:
-                    cur.execute(self._timeouts.encode())
+                    if fenced and self._fence is not None:  # in the same round trip
+                        cur.execute(f"{self._timeouts}; {self._fence}".encode())
+                        while cur.description is None and cur.nextset():
+                            pass  # past the SET LOCALs' results, to the fence's row
+                        fence = cur.fetchone()
+                        if fence is None or fence["moved"]:
+                            raise ShardMoved(f"logical shard {self.shard} has moved from "
+                                             f"{_where(link.url)}")
+                    else:
+                        cur.execute(self._timeouts.encode())
                     yield cur
             except psycopg.Error as exc:
-                if isinstance(exc, _TRANSIENT) or conn_broken(self._conn):
-                    self.close()
-                raise translate(exc) from exc
+                if isinstance(exc, _TRANSIENT) or conn_broken(link.conn):
+                    link.close()
+                error = translate(exc)
+                if self.schema is not None and (exc.sqlstate or "")[:2] in ("3F", "42"):
+                    # a shard's schema gone from here: moved away (the map will say where)
+                    error = ShardMoved(f"logical shard {self.shard} is not on "
+                                       f"{_where(link.url)}: {error}")
+                raise error from exc
 
-    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
-                                         connect_timeout=self.connect_timeout,
-                                         prepare_threshold=None)
-        return self._conn
+
+class ShardMoved(DatabaseUnavailable):
+    """The logical shard is not (or no longer) on this database: re-read the shard map and
+    try again where it says (transient: nothing about the job is wrong)."""
+
+
+# After a shard's migrations: its fence, and its own id function, the id column's default.
+_SHARD_SETUP = """
+CREATE TABLE IF NOT EXISTS shard_state (moved boolean NOT NULL DEFAULT false);
+INSERT INTO shard_state SELECT WHERE NOT EXISTS (SELECT FROM shard_state);
+CREATE OR REPLACE FUNCTION next_id() RETURNS bigint LANGUAGE sql
+    AS 'SELECT {schema}.next_photo_id({shard})';
+ALTER TABLE photos ALTER COLUMN id SET DEFAULT next_id();
+"""
+
+
+def _identifier(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a schema name: {name!r}")
+    return f'"{name}"'
+
+
+def _where(url: str) -> str:
+    """A database URL without its credentials, for messages."""
+    return url.rsplit("@", 1)[-1]
 
 
 def conn_broken(conn: psycopg.Connection[Any] | None) -> bool:

@@ -57,7 +57,7 @@ _REGENERATE = """
         generation = generation + 1, attempts = 0, run_id = %s, error_code = NULL,
         error_message = NULL, last_error_code = NULL, last_error_message = NULL,
         updated_at = {now}
-    WHERE id = %s RETURNING generation"""
+    WHERE id = %s AND (run_id IS NULL OR run_id <> %s) RETURNING generation"""
 _START = """
     UPDATE photos SET status = 'processing', lease = lease + 1,
         attempts = attempts + CASE WHEN lease = %s THEN 0 ELSE 1 END, updated_at = {now}
@@ -244,8 +244,9 @@ class SqlMetadata:
         jobs = []
         with self._transaction() as cur:
             for photo in photos:
+                # a photo this run already regenerated (a batch resumed) keeps its job
                 cur.execute(self._sql(_REGENERATE), (photo.ladder, photo.filter, photo.strength,
-                                                     run_id, photo.photo_id))
+                                                     run_id, photo.photo_id, run_id))
                 row = cur.fetchone()
                 if row is not None:
                     jobs.append(Job(photo.photo_id, int(row["generation"])))

@@ -161,8 +161,9 @@ class SqliteMetadata(SqlMetadata):
                 cur.execute(f"PRAGMA user_version = {number}")
         return len(MIGRATIONS)
 
-    def allocate_id(self, shard_id: int = 0) -> int:
-        """Instagram's id scheme, as ``next_photo_id()`` computes it in PostgreSQL."""
+    def allocate_id(self, user_id: int | None = None, shard_id: int = 0) -> int:
+        """Instagram's id scheme, as ``next_photo_id()`` computes it in PostgreSQL (one
+        logical shard: ``user_id`` places nothing)."""
         with self._transaction() as cur:
             seq = cur.execute("INSERT INTO photo_id_seq DEFAULT VALUES").lastrowid or 0
             cur.execute("DELETE FROM photo_id_seq WHERE n < %s", (seq,))

@@ -23,6 +23,8 @@ from pipeline.metadata.postgres import PostgresMetadata
 from pipeline.metadata.sqlite import SqliteMetadata
 from pipeline.records import EPOCH_MS, Job, SourceInfo
 from pipeline.settings import Settings
+from pipeline.shards.admin import init
+from pipeline.shards.store import ShardedMetadata
 
 SOURCE = SourceInfo("JPEG", 4032, 3024, 2_000_000, 1, 6)
 ROWS = [RenditionRow("w1080", "jpg", "photos/7/w1080.jpg", 1080, 1440, 200_000),
@@ -30,14 +32,18 @@ ROWS = [RenditionRow("w1080", "jpg", "photos/7/w1080.jpg", 1080, 1440, 200_000),
         RenditionRow("sq150", "jpg", "photos/7/sq150.jpg", 150, 150, 9_000)]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "sharded"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetadataStore]:
     store: MetadataStore
     if request.param == "sqlite":
         store = SqliteMetadata(str(tmp_path / "meta.db"))
-    else:
+    elif request.param == "postgresql":
         store = PostgresMetadata(request.getfixturevalue("postgres_url"))
         store.upgrade()
+    else:  # 8 logical shards over three servers, the third behind pgbouncer
+        urls = request.getfixturevalue("shard_urls")
+        store = ShardedMetadata(urls[0])
+        init(store, 8, urls)
     yield store
     store.close()
 
@@ -49,11 +55,12 @@ def _ready(db: MetadataStore, photo: NewPhoto, rows: list[RenditionRow] = ROWS) 
 
 
 def test_photo_moves_queued_processing_ready(db: MetadataStore) -> None:
-    job = db.create(NewPhoto(7, "originals/7", "default", "clarendon", 0.5, user_id=42))
+    # users whose photos a map of 8 logical shards places on shard 0, with these ids
+    job = db.create(NewPhoto(7, "originals/7", "default", "clarendon", 0.5, user_id=40))
     assert job == Job(7, 1)
     row = db.get(7)
     assert row is not None and row.status == "queued" and row.attempts == 0
-    assert (row.filter, row.strength, row.user_id, row.generation) == ("clarendon", 0.5, 42, 1)
+    assert (row.filter, row.strength, row.user_id, row.generation) == ("clarendon", 0.5, 40, 1)
     claim = db.start(job)
     assert claim.skipped is None and claim.row.status == "processing"
     assert (claim.row.attempts, claim.lease) == (1, 1)
@@ -259,7 +266,7 @@ def test_scan_pages_through_a_selection_by_id(db: MetadataStore) -> None:
     for photo_id in range(1, 11):
         job = db.create(NewPhoto(photo_id, f"originals/{photo_id}",
                                  filter="gingham" if photo_id % 2 else None,
-                                 user_id=photo_id % 3))
+                                 user_id=photo_id % 3 * 8))  # on shard 0 when sharded
         if photo_id > 6:
             db.fail(photo_id, db.start(job).lease, "corrupt", "x")
     everything = Selection()
@@ -268,7 +275,7 @@ def test_scan_pages_through_a_selection_by_id(db: MetadataStore) -> None:
     assert [r.id for r in db.scan(everything, 8, 4)] == [9, 10]
     assert [r.id for r in db.scan(Selection(from_id=3, to_id=5), 0, 100)] == [3, 4, 5]
     assert [r.id for r in db.scan(Selection(statuses=("failed",)), 0, 100)] == [7, 8, 9, 10]
-    assert [r.id for r in db.scan(Selection(user_id=1), 0, 100)] == [1, 4, 7, 10]
+    assert [r.id for r in db.scan(Selection(user_id=8), 0, 100)] == [1, 4, 7, 10]
     assert [r.id for r in db.scan(Selection(look="none"), 0, 100)] == [2, 4, 6, 8, 10]
     assert [r.id for r in db.scan(Selection(look="gingham", statuses=("queued",)), 0, 100)] \
         == [1, 3, 5]

@@ -35,7 +35,9 @@ class Proxy:
         """Close the listener and every open connection: the service is gone."""
         with self._lock:
             if self._listener is not None:
-                self._listener.close()
+                # shutdown first: close() alone leaves a thread blocked in accept() holding the
+                # socket, which would still take one more connection after the outage began
+                _close(self._listener)
                 self._listener = None
             for sock in self._open:
                 _close(sock)
@@ -46,6 +48,9 @@ class Proxy:
             try:
                 client, _ = listener.accept()
             except OSError:
+                return
+            if self._listener is not listener:  # accepted as the outage began: refuse it
+                _close(client)
                 return
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port))

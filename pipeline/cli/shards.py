@@ -1,0 +1,117 @@
+"""`photopipe shards init | list | move`: the shard map, and moving a logical shard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pipeline.errors import PhotopipeError
+from pipeline.settings import Settings
+from pipeline.shards.map import MAX_LOGICAL
+
+
+def add_commands(commands: Any) -> None:
+    """Register the shard commands on the CLI's subparsers."""
+    shards = commands.add_parser("shards", help="the shard map: logical shards over databases")
+    actions = shards.add_subparsers(required=True, metavar="ACTION")
+    init = actions.add_parser("init", help="create the map and every shard's schema")
+    init.add_argument("--logical", type=int, default=MAX_LOGICAL, metavar="N",
+                      help=f"logical shards, fixed from now on (default {MAX_LOGICAL})")
+    init.add_argument("urls", nargs="+", metavar="URL", help="the databases to spread over")
+    init.set_defaults(run=run_init)
+    listing = actions.add_parser("list", help="logical -> database, photos per shard")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=run_list)
+    move = actions.add_parser("move", help="move one logical shard to another database")
+    move.add_argument("shard", type=int, metavar="SHARD")
+    move.add_argument("--to", required=True, metavar="URL")
+    move.add_argument("--json", action="store_true")
+    move.set_defaults(run=run_move)
+
+
+def _store(settings: Settings) -> Any:
+    from pipeline.shards.store import ShardedMetadata
+
+    if urlsplit(settings.database_url).scheme not in ("postgresql", "postgres"):
+        raise SystemExit("photopipe: shards need PostgreSQL (PHOTOPIPE_DATABASE_URL names the "
+                         "catalog)")
+    return ShardedMetadata(settings.database_url,
+                           statement_timeout_ms=settings.statement_timeout_ms,
+                           lock_timeout_ms=settings.lock_timeout_ms)
+
+
+def run_init(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.shards.admin import init
+
+    store = _store(settings)
+    try:
+        shard_map = init(store, args.logical, args.urls)
+    except (PhotopipeError, ValueError) as exc:
+        print(f"photopipe: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    for url, shards in shard_map.databases().items():
+        print(f"{redact(url)}: shards {shards[0]}-{shards[-1]} ({len(shards)})")
+    print(f"shard map version {shard_map.version}: {shard_map.logical} logical shards")
+    return 0
+
+
+def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.shards.admin import listing
+
+    store = _store(settings)
+    try:
+        shard_map, shards = listing(store)
+    except PhotopipeError as exc:
+        print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if shard_map is None:
+        print("photopipe: no shard map: one database holds everything (`photopipe shards "
+              "init` creates one)", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"version": shard_map.version, "logical": shard_map.logical,
+                          "shards": [{"shard": s.shard, "url": redact(s.url),
+                                      "photos": s.photos} for s in shards]}))
+        return 0
+    print(f"shard map version {shard_map.version}: {shard_map.logical} logical shards")
+    for url, numbers in shard_map.databases().items():
+        photos = sum(shards[n].photos for n in numbers)
+        print(f"{redact(url)}: {len(numbers)} shards, {photos} photos")
+    return 0
+
+
+def run_move(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.shards.move import MoveRefused, move
+
+    store = _store(settings)
+    try:
+        report = move(store, args.shard, args.to)
+    except (PhotopipeError, MoveRefused, ValueError) as exc:
+        print(f"photopipe: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({**report, "source": redact(report["source"]),
+                          "target": redact(report["target"])}))
+    else:
+        print(f"shard {args.shard}: {report['photos']} photos moved from "
+              f"{redact(report['source'])} to {redact(report['target'])}, fenced for "
+              f"{report['fenced_seconds']:.2f} s; map version {report['version']}")
+    return 0
+
+
+def redact(url: str) -> str:
+    """``url`` without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,300 @@
+"""The metadata port over the shard map: each call routed to its shard's database and schema,
+and what spans shards fanned out, in parallel across databases, then merged.
+
+Without a map in the catalog (``photopipe shards init`` never ran), every call goes to the
+one database's own schema: the simple case, unchanged. The map is cached and its version
+re-read every ``refresh`` seconds; a shard that answers that it moved (:class:`ShardMoved`)
+makes the map be read again at once, and the call is made again where the map now says.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Literal, TypeVar
+
+from pipeline.errors import DatabaseUnavailable
+from pipeline.metadata import (
+    STATUSES,
+    Backlog,
+    Claim,
+    NewPhoto,
+    PhotoRow,
+    Publish,
+    RenditionRow,
+    Rerender,
+    Run,
+    Selection,
+    Status,
+)
+from pipeline.metadata.postgres import Link, PostgresMetadata, ShardMoved
+from pipeline.records import Job, SourceInfo
+from pipeline.shards.catalog import Catalog
+from pipeline.shards.map import ShardMap, schema
+
+T = TypeVar("T")
+
+
+class ShardedMetadata:
+    """A :class:`~pipeline.metadata.MetadataStore` over the shard map in ``url``'s catalog."""
+
+    def __init__(self, url: str, *, statement_timeout_ms: int = 30_000,
+                 lock_timeout_ms: int = 10_000, connect_timeout: int = 10,
+                 refresh: float = 5.0, fan_out_timeout: float = 60.0,
+                 parallel: int = 8) -> None:
+        self.statement_timeout_ms, self.lock_timeout_ms = statement_timeout_ms, lock_timeout_ms
+        self.connect_timeout, self.refresh = connect_timeout, refresh
+        self.fan_out_timeout = fan_out_timeout
+        self.catalog_store = PostgresMetadata(url, connect_timeout=connect_timeout,
+                                              statement_timeout_ms=statement_timeout_ms,
+                                              lock_timeout_ms=lock_timeout_ms)
+        self.catalog = Catalog(self.catalog_store)
+        self._links: dict[str, Link] = {url: self.catalog_store.link}
+        self._views: dict[tuple[int, str], PostgresMetadata] = {}
+        self._map: ShardMap | None = None
+        self._read_at = -1e9
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="photopipe-shards")
+
+    # -- the map ---------------------------------------------------------------------------
+
+    def shard_map(self, *, now: bool = False) -> ShardMap | None:
+        """The map as last read (again when ``refresh`` seconds passed, or ``now``); None when
+        the catalog holds none."""
+        with self._lock:
+            if now or time.monotonic() - self._read_at >= self.refresh:
+                version = self.catalog.version()
+                if version is None:
+                    self._map = None
+                elif self._map is None or self._map.version != version:
+                    self._map = self.catalog.read()
+                self._read_at = time.monotonic()
+            return self._map
+
+    def view(self, shard: int, url: str | None = None) -> PostgresMetadata:
+        """The store of logical shard ``shard`` on ``url`` (default: where the map says)."""
+        shard_map = self.shard_map()
+        if shard_map is None:
+            raise ValueError("this database holds no shard map")
+        url = url or shard_map.url(shard)
+        with self._lock:
+            view = self._views.get((shard, url))
+            if view is None:
+                link = self._links.setdefault(
+                    url, Link(url, connect_timeout=self.connect_timeout))
+                view = PostgresMetadata(url, schema=schema(shard), shard=shard, link=link,
+                                        statement_timeout_ms=self.statement_timeout_ms,
+                                        lock_timeout_ms=self.lock_timeout_ms)
+                self._views[(shard, url)] = view
+            return view
+
+    def _routed(self, photo_id: int, call: Callable[[PostgresMetadata], T]) -> T:
+        """``call`` on the store holding ``photo_id``; once more where the map says if the
+        shard answers that it moved."""
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return call(self.catalog_store)
+        shard = shard_map.of_photo(photo_id)
+        try:
+            return call(self.view(shard))
+        except ShardMoved:
+            fresh = self.shard_map(now=True)
+            if fresh is None or fresh.url(shard) == shard_map.url(shard):
+                raise  # moving now: transient, the caller retries
+            return call(self.view(shard))
+
+    def each_shard(self, call: Callable[[PostgresMetadata], T]) -> list[T]:
+        """``call``'s answer for every logical shard, in shard order (see :meth:`_each`)."""
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return []
+        by_database = self._fan_out(shard_map, call)
+        order = [s for shards in shard_map.databases().values() for s in shards]
+        found = dict(zip(order, by_database, strict=True))
+        return [found[shard] for shard in range(shard_map.logical)]
+
+    def _each(self, call: Callable[[PostgresMetadata], T]) -> list[T]:
+        """``call`` on every shard's store: one task per database, in parallel, each going
+        through its shards in turn, all within ``fan_out_timeout``."""
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return [call(self.catalog_store)]
+        try:
+            return self._fan_out(shard_map, call)
+        except ShardMoved:
+            return self._fan_out(self.shard_map(now=True) or shard_map, call)
+
+    def _fan_out(self, shard_map: ShardMap, call: Callable[[PostgresMetadata], T]) -> list[T]:
+        def one_database(url: str, shards: list[int]) -> list[T]:
+            return [call(self.view(shard, url)) for shard in shards]
+
+        futures = [self._pool.submit(one_database, url, shards)
+                   for url, shards in shard_map.databases().items()]
+        pending = wait(futures, timeout=self.fan_out_timeout).not_done
+        if pending:
+            raise DatabaseUnavailable(f"{len(pending)} of {len(futures)} databases gave no "
+                                      f"answer within {self.fan_out_timeout:.0f} s")
+        return [result for future in futures for result in future.result()]
+
+    # -- the port: by photo ------------------------------------------------------------------
+
+    def upgrade(self) -> int:
+        version = self.catalog_store.upgrade()  # the catalog's own schema: runs
+        if self.shard_map(now=True) is not None:
+            self.each_shard(lambda view: view.upgrade())
+        return version
+
+    def allocate_id(self, user_id: int | None = None) -> int:
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return self.catalog_store.allocate_id()
+        # No user to place by (a tool's own photo): logical shard 0.
+        return self.view(shard_map.of_user(user_id) if user_id is not None else 0).allocate_id()
+
+    def create(self, photo: NewPhoto, *, enqueue: bool = True) -> Job:
+        """Raises ValueError for a photo whose id is not on its user's shard (ids come from
+        :meth:`allocate_id` with the user's id)."""
+        shard_map = self.shard_map()
+        if shard_map is not None and photo.user_id is not None and \
+                shard_map.of_user(photo.user_id) != shard_map.of_photo(photo.id):
+            raise ValueError(f"photo {photo.id} is on logical shard "
+                             f"{shard_map.of_photo(photo.id)}, its user {photo.user_id} on "
+                             f"{shard_map.of_user(photo.user_id)}: allocate the id with "
+                             "allocate_id(user_id)")
+        return self._routed(photo.id, lambda s: s.create(photo, enqueue=enqueue))
+
+    def start(self, job: Job, *, refund: int | None = None) -> Claim:
+        return self._routed(job.photo_id, lambda s: s.start(job, refund=refund))
+
+    def finish(self, photo_id: int, lease: int, source: SourceInfo,
+               renditions: Sequence[RenditionRow],
+               spec: str | None = None) -> list[RenditionRow] | None:
+        return self._routed(photo_id, lambda s: s.finish(photo_id, lease, source, renditions,
+                                                         spec))
+
+    def fail(self, photo_id: int, lease: int, code: str,
+             message: str) -> list[RenditionRow] | None:
+        return self._routed(photo_id, lambda s: s.fail(photo_id, lease, code, message))
+
+    def retry_later(self, photo_id: int, lease: int, code: str, message: str) -> bool:
+        return self._routed(photo_id, lambda s: s.retry_later(photo_id, lease, code, message))
+
+    def note(self, photo_id: int, code: str, message: str) -> None:
+        self._routed(photo_id, lambda s: s.note(photo_id, code, message))
+
+    def requeue(self, job: Job) -> bool:
+        return self._routed(job.photo_id, lambda s: s.requeue(job))
+
+    def get(self, photo_id: int) -> PhotoRow | None:
+        return self._routed(photo_id, lambda s: s.get(photo_id))
+
+    def renditions(self, photo_id: int) -> list[RenditionRow]:
+        return self._routed(photo_id, lambda s: s.renditions(photo_id))
+
+    # -- the port: across shards ------------------------------------------------------------
+
+    def relay(self, publish: Publish, *, limit: int = 100, photo_id: int | None = None) -> int:
+        if photo_id is not None:
+            return self._routed(photo_id, lambda s: s.relay(publish, limit=limit,
+                                                            photo_id=photo_id))
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return self.catalog_store.relay(publish, limit=limit)
+        sent = 0  # one shard after another: publish is not called from two threads at once
+        for shard in range(shard_map.logical):
+            if sent >= limit:
+                break
+            sent += self.view(shard).relay(publish, limit=limit - sent)
+        return sent
+
+    def outbox_size(self) -> int:
+        return sum(self._each(lambda s: s.outbox_size()))
+
+    def backlog(self) -> Backlog:
+        found = self._each(lambda s: s.backlog())
+        return Backlog(sum(b.queued for b in found), _oldest(b.oldest_queued for b in found),
+                       sum(b.outbox for b in found), _oldest(b.oldest_outbox for b in found))
+
+    def counts(self) -> dict[str, int]:
+        found = self._each(lambda s: s.counts())
+        return {status: sum(c[status] for c in found) for status in STATUSES}
+
+    def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]:
+        shard_map = self.shard_map()
+        if shard_map is not None and selection.user_id is not None:  # one user: one shard
+            shard = shard_map.of_user(selection.user_id)
+            return self.view(shard).scan(selection, after, limit)
+        return _merged(self._each(lambda s: s.scan(selection, after, limit)), limit)
+
+    def regenerate(self, run_id: int, photos: Sequence[Rerender], *, cursor: int,
+                   enqueue: bool = True) -> list[Job]:
+        """Each shard's part in its own transaction, then the run's cursor in the catalog: a
+        batch resumed after a crash skips the photos its run already regenerated."""
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return self.catalog_store.regenerate(run_id, photos, cursor=cursor,
+                                                 enqueue=enqueue)
+        groups: dict[int, list[Rerender]] = {}
+        for photo in photos:
+            groups.setdefault(shard_map.of_photo(photo.photo_id), []).append(photo)
+        jobs: list[Job] = []
+        for _, group in sorted(groups.items()):
+            jobs += self._regenerate(run_id, group, cursor, enqueue)
+        with self.catalog_store.transaction() as cur:
+            cur.execute("UPDATE reprocess_runs SET cursor = %s, enqueued = enqueued + %s, "
+                        "updated_at = now() WHERE id = %s", (cursor, len(jobs), run_id))
+        return sorted(jobs, key=lambda j: j.photo_id)
+
+    def _regenerate(self, run_id: int, group: list[Rerender], cursor: int,
+                    enqueue: bool) -> list[Job]:
+        def call(store: PostgresMetadata) -> list[Job]:
+            return store.regenerate(run_id, group, cursor=cursor, enqueue=enqueue)
+
+        return self._routed(group[0].photo_id, call)
+
+    def create_run(self, key: str, selection: str, changes: str, mode: str) -> Run:
+        return self.catalog_store.create_run(key, selection, changes, mode)
+
+    def find_run(self, key: str) -> Run | None:
+        return self.catalog_store.find_run(key)
+
+    def get_run(self, run_id: int) -> Run | None:
+        return self.catalog_store.get_run(run_id)
+
+    def runs(self, limit: int = 50) -> list[Run]:
+        return self.catalog_store.runs(limit)
+
+    def end_run(self, run_id: int, state: Literal["done", "cancelled"]) -> None:
+        self.catalog_store.end_run(run_id, state)
+
+    def tally(self, run_id: int) -> dict[tuple[str, str | None], int]:
+        total: dict[tuple[str, str | None], int] = {}
+        for found in self._each(lambda s: s.tally(run_id)):
+            for key, n in found.items():
+                total[key] = total.get(key, 0) + n
+        return total
+
+    def run_photos(self, run_id: int, statuses: Sequence[Status], after: int,
+                   limit: int) -> list[PhotoRow]:
+        return _merged(self._each(lambda s: s.run_photos(run_id, statuses, after, limit)),
+                       limit)
+
+    def close(self) -> None:
+        with self._lock:
+            links = list(self._links.values())
+        for link in links:
+            link.close()
+
+
+def _oldest(ages: Iterable[float | None]) -> float | None:
+    known = [a for a in ages if a is not None]
+    return max(known) if known else None
+
+
+def _merged(pages: list[list[PhotoRow]], limit: int) -> list[PhotoRow]:
+    """Pages each sorted by id, merged by id, the first ``limit``."""
+    merged = heapq.merge(*pages, key=lambda row: row.id)
+    return [row for _, row in zip(range(limit), merged, strict=False)]
