@@ -1,7 +1,7 @@
 """Sharded metadata: what routing costs a job, and producer submits per second on one
 PostgreSQL server and on three.
 
-    .venv/bin/python -m benchmarks.shards [JOBS] [SUBMITS]
+    .venv/bin/python -m benchmarks.shards [JOBS] [SUBMITS] [LOGICAL]
 
 Private PostgreSQL servers on loopback (initdb + pg_ctl, as the tests start them). Routing: the
 metadata calls of one job (start, then finish with five renditions) on the single-database
@@ -115,14 +115,48 @@ def submits(urls: list[str], count: int) -> dict[str, Any]:
     return {"submits": done[0], "seconds": seconds, "per_second": done[0] / seconds}
 
 
-def main(jobs: int, count: int) -> None:
+def scale(ports: list[int], logical: int) -> dict[str, Any]:
+    """The default map (8192 logical shards over three servers): how long init takes, and
+    what the calls that span every shard cost at that size."""
+    urls = [database(port) for port in ports]
+    store = ShardedMetadata(urls[0])
+    started = time.perf_counter()
+    init(store, logical, urls)
+    init_seconds = time.perf_counter() - started
+    for user in range(0, logical, 41):
+        store.create(NewPhoto(store.allocate_id(user), "originals/x", user_id=user))
+
+    def median_ms(call: Any) -> float:
+        runs = []
+        for _ in range(5):
+            began = time.perf_counter()
+            call()
+            runs.append(time.perf_counter() - began)
+        return statistics.median(runs) * 1000
+
+    found: dict[str, Any] = {"logical": logical, "init_seconds": init_seconds,
+                             "counts_ms": median_ms(store.counts),
+                             "backlog_ms": median_ms(store.backlog),
+                             "photos": sum(store.counts().values())}
+    began = time.perf_counter()
+    drained = 0
+    while sent := store.relay(lambda job: None, limit=1000):
+        drained += sent
+    found["drain_seconds"], found["drained"] = time.perf_counter() - began, drained
+    found["relay_round_ms"] = median_ms(lambda: store.relay(lambda job: None))  # idle
+    store.close()
+    return found
+
+
+def main(jobs: int, count: int, logical: int) -> None:
     with ExitStack() as stack:
         servers = [stack.enter_context(private.postgres()) for _ in range(3)]
         route = routing(servers[0].port, jobs)
         one = submits([database(servers[0].port)], count)
         three = submits([database(s.port) for s in servers], count)
+        wide = scale([s.port for s in servers], logical)
     result = {"machine": machine(), "routing": route, "submits_one_server": one,
-              "submits_three_servers": three}
+              "submits_three_servers": three, "scale": wide}
     write("shards", markdown(result), result)
     print(markdown(result))
 
@@ -130,6 +164,7 @@ def main(jobs: int, count: int) -> None:
 def markdown(result: dict[str, Any]) -> str:
     route, one, three = (result["routing"], result["submits_one_server"],
                          result["submits_three_servers"])
+    wide = result["scale"]
     return "\n".join([
         "# Sharded metadata: routing cost and producer submits", "",
         f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; private "
@@ -151,9 +186,20 @@ def markdown(result: dict[str, Any]) -> str:
         f"{three['per_second'] / one['per_second']:.2f} |", "",
         "All three servers share this machine's two cores with the submitting threads, so a "
         "third server adds connections and WAL writers, not CPU; on separate hosts each "
-        "server's share of the load is a third.", ""])
+        "server's share of the load is a third.", "",
+        f"| {wide['logical']} logical shards over three servers | |", "| --- | ---: |",
+        f"| `shards init` (every schema created and migrated) | {wide['init_seconds']:.0f} s |",
+        f"| `counts()` over every shard ({wide['photos']} photos) | {wide['counts_ms']:.0f} ms |",
+        f"| `backlog()` (what a scrape reads) | {wide['backlog_ms']:.0f} ms |",
+        f"| the relay draining {wide['drained']} jobs from their outboxes | "
+        f"{wide['drain_seconds'] * 1000:.0f} ms |",
+        f"| an idle relay round (statistics, then 64 outboxes in turn) | "
+        f"{wide['relay_round_ms']:.0f} ms |", "",
+        "What spans shards is one statement per server (a UNION ALL over its schemas), so it "
+        "costs a round trip per server, not per logical shard.", ""])
 
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 400,
-         int(sys.argv[2]) if len(sys.argv) > 2 else 4000)
+         int(sys.argv[2]) if len(sys.argv) > 2 else 4000,
+         int(sys.argv[3]) if len(sys.argv) > 3 else 8192)

@@ -14,9 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pipeline.errors import DatabaseUnavailable
+from pipeline.errors import DatabaseRejected, DatabaseUnavailable
 from pipeline.metadata import (
     STATUSES,
     Backlog,
@@ -36,6 +36,8 @@ from pipeline.shards.catalog import Catalog
 from pipeline.shards.map import ShardMap, schema
 
 T = TypeVar("T")
+RELAY_SWEEP = 64  # outboxes a relay round visits in turn, beyond those with jobs
+UNION_CHUNK = 128  # shards' schemas per statement of a fan-out
 
 
 class ShardedMetadata:
@@ -56,6 +58,7 @@ class ShardedMetadata:
         self._views: dict[tuple[int, str], PostgresMetadata] = {}
         self._map: ShardMap | None = None
         self._read_at = -1e9
+        self._sweep = 0  # where the relay's next round of outboxes starts
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="photopipe-shards")
 
@@ -106,12 +109,14 @@ class ShardedMetadata:
                 raise  # moving now: transient, the caller retries
             return call(self.view(shard))
 
-    def each_shard(self, call: Callable[[PostgresMetadata], T]) -> list[T]:
-        """``call``'s answer for every logical shard, in shard order (see :meth:`_each`)."""
+    def each_shard(self, call: Callable[[PostgresMetadata], T], *,
+                   timeout: float | None = -1) -> list[T]:
+        """``call``'s answer for every logical shard, in shard order (see :meth:`_each`;
+        ``timeout`` None waits as long as it takes, for the tools' long operations)."""
         shard_map = self.shard_map()
         if shard_map is None:
             return []
-        by_database = self._fan_out(shard_map, call)
+        by_database = self._fan_out(shard_map, call, timeout)
         order = [s for shards in shard_map.databases().values() for s in shards]
         found = dict(zip(order, by_database, strict=True))
         return [found[shard] for shard in range(shard_map.logical)]
@@ -127,24 +132,26 @@ class ShardedMetadata:
         except ShardMoved:
             return self._fan_out(self.shard_map(now=True) or shard_map, call)
 
-    def _fan_out(self, shard_map: ShardMap, call: Callable[[PostgresMetadata], T]) -> list[T]:
+    def _fan_out(self, shard_map: ShardMap, call: Callable[[PostgresMetadata], T],
+                 timeout: float | None = -1) -> list[T]:
         def one_database(url: str, shards: list[int]) -> list[T]:
             return [call(self.view(shard, url)) for shard in shards]
 
         futures = [self._pool.submit(one_database, url, shards)
                    for url, shards in shard_map.databases().items()]
-        pending = wait(futures, timeout=self.fan_out_timeout).not_done
+        limit = self.fan_out_timeout if timeout == -1 else timeout
+        pending = wait(futures, timeout=limit).not_done
         if pending:
             raise DatabaseUnavailable(f"{len(pending)} of {len(futures)} databases gave no "
-                                      f"answer within {self.fan_out_timeout:.0f} s")
+                                      f"answer within {limit:.0f} s")
         return [result for future in futures for result in future.result()]
 
     # -- the port: by photo ------------------------------------------------------------------
 
     def upgrade(self) -> int:
         version = self.catalog_store.upgrade()  # the catalog's own schema: runs
-        if self.shard_map(now=True) is not None:
-            self.each_shard(lambda view: view.upgrade())
+        if self.shard_map(now=True) is not None:  # thousands of schemas: minutes, not seconds
+            self.each_shard(lambda view: view.upgrade(), timeout=None)
         return version
 
     def allocate_id(self, user_id: int | None = None) -> int:
@@ -204,23 +211,94 @@ class ShardedMetadata:
         if shard_map is None:
             return self.catalog_store.relay(publish, limit=limit)
         sent = 0  # one shard after another: publish is not called from two threads at once
-        for shard in range(shard_map.logical):
+        for shard in self._outboxes_to_visit(shard_map):
             if sent >= limit:
                 break
             sent += self.view(shard).relay(publish, limit=limit - sent)
         return sent
 
+    def pending_outboxes(self) -> set[int]:
+        """The shards whose outbox holds jobs, by the servers' statistics (which lag)."""
+        return {int(row["schemaname"].removeprefix("shard_"))
+                for row in self._per_database("SELECT 1", _PENDING_OUTBOXES)}
+
+    def _outboxes_to_visit(self, shard_map: ShardMap) -> list[int]:
+        """The shards whose outbox the server's statistics say holds jobs, and the next
+        ``RELAY_SWEEP`` shards in turn (statistics lag by up to seconds, and are lost in a
+        crash): a relay round is a query per database and a few shards, not one transaction
+        per logical shard, and every outbox is still visited every few rounds."""
+        hinted = self.pending_outboxes()
+        with self._lock:
+            start = self._sweep % shard_map.logical
+            self._sweep = start + RELAY_SWEEP
+        swept = {(start + n) % shard_map.logical
+                 for n in range(min(RELAY_SWEEP, shard_map.logical))}
+        return sorted(s for s in hinted | swept if s < shard_map.logical)
+
     def outbox_size(self) -> int:
-        return sum(self._each(lambda s: s.outbox_size()))
+        return self.backlog().outbox
 
     def backlog(self) -> Backlog:
-        found = self._each(lambda s: s.backlog())
-        return Backlog(sum(b.queued for b in found), _oldest(b.oldest_queued for b in found),
-                       sum(b.outbox for b in found), _oldest(b.oldest_outbox for b in found))
+        if self.shard_map() is None:
+            return self.catalog_store.backlog()
+        rows = self._per_database(_BACKLOG_BRANCH, _BACKLOG)
+        return Backlog(sum(int(r["q"] or 0) for r in rows), _oldest(_age(r["oq"]) for r in rows),
+                       sum(int(r["o"] or 0) for r in rows), _oldest(_age(r["oo"]) for r in rows))
 
     def counts(self) -> dict[str, int]:
-        found = self._each(lambda s: s.counts())
-        return {status: sum(c[status] for c in found) for status in STATUSES}
+        if self.shard_map() is None:
+            return self.catalog_store.counts()
+        found: dict[str, int] = {status: 0 for status in STATUSES}
+        for row in self._per_database(_COUNTS_BRANCH, _COUNTS):
+            found[row["status"]] += int(row["n"])
+        return found
+
+    def _per_database(self, branch: str, outer: str) -> list[dict[str, Any]]:
+        """Statements over many shards at once (``branch`` for each shard's schema ``{s}``,
+        joined by UNION ALL as ``{rows}`` in ``outer``): a round trip per ``UNION_CHUNK``
+        shards of a database, not one per shard. The databases in parallel."""
+        def run(shard_map: ShardMap) -> list[dict[str, Any]]:
+            def one_database(url: str, shards: list[int]) -> list[dict[str, Any]]:
+                found: list[dict[str, Any]] = []
+                # a statement locks every table it reads until its transaction ends: chunks
+                # stay well inside the server's lock table (max_locks_per_transaction)
+                for at in range(0, len(shards), UNION_CHUNK):
+                    rows = " UNION ALL ".join(branch.format(s=f'"{schema(n)}"')
+                                              for n in shards[at:at + UNION_CHUNK])
+                    with self._database(url).transaction() as cur:
+                        cur.execute(outer.format(rows=rows))
+                        found += cur.fetchall()
+                return found
+
+            futures = [self._pool.submit(one_database, url, shards)
+                       for url, shards in shard_map.databases().items()]
+            if wait(futures, timeout=self.fan_out_timeout).not_done:
+                raise DatabaseUnavailable(f"a database gave no answer within "
+                                          f"{self.fan_out_timeout:.0f} s")
+            return [row for future in futures for row in future.result()]
+
+        shard_map = self.shard_map()
+        assert shard_map is not None
+        try:
+            return run(shard_map)
+        except DatabaseRejected:  # a schema gone: a shard moved since the map was read
+            fresh = self.shard_map(now=True)
+            if fresh is None or fresh.version == shard_map.version:
+                raise
+            return run(fresh)
+
+    def _database(self, url: str) -> PostgresMetadata:
+        """A store on ``url`` in no shard's schema, for statements naming their schemas."""
+        with self._lock:
+            view = self._views.get((-1, url))
+            if view is None:
+                link = self._links.setdefault(
+                    url, Link(url, connect_timeout=self.connect_timeout))
+                view = PostgresMetadata(url, link=link,
+                                        statement_timeout_ms=self.statement_timeout_ms,
+                                        lock_timeout_ms=self.lock_timeout_ms)
+                self._views[(-1, url)] = view
+            return view
 
     def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]:
         shard_map = self.shard_map()
@@ -287,6 +365,24 @@ class ShardedMetadata:
             links = list(self._links.values())
         for link in links:
             link.close()
+
+
+_COUNTS_BRANCH = "SELECT status, count(*) AS n FROM {s}.photos GROUP BY status"
+_COUNTS = "SELECT status, sum(n)::bigint AS n FROM ({rows}) AS t GROUP BY status"
+_BACKLOG_BRANCH = (
+    "SELECT (SELECT count(*) FROM {s}.photos WHERE status = 'queued') AS q, "
+    "(SELECT min(updated_at) FROM {s}.photos WHERE status = 'queued') AS oq, "
+    "(SELECT count(*) FROM {s}.outbox) AS o, (SELECT min(created_at) FROM {s}.outbox) AS oo")
+_BACKLOG = ("SELECT sum(q)::bigint AS q, extract(epoch FROM now() - min(oq)) AS oq, "
+            "sum(o)::bigint AS o, extract(epoch FROM now() - min(oo)) AS oo FROM ({rows}) AS t")
+
+
+_PENDING_OUTBOXES = ("SELECT schemaname FROM pg_stat_user_tables WHERE relname = 'outbox' "
+                     "AND n_live_tup > 0 AND schemaname ~ '^shard_[0-9]+$'")
+
+
+def _age(seconds: Any) -> float | None:
+    return None if seconds is None else max(0.0, float(seconds))
 
 
 def _oldest(ages: Iterable[float | None]) -> float | None:

@@ -159,7 +159,7 @@ def test_a_shard_moves_whole_under_writes_and_the_old_copy_is_dropped(
     for photo_id in before + written:  # every write landed once, on the new copy
         row = store.get(photo_id)
         assert row is not None and row.status == "ready", photo_id
-    assert len(written) > 5 and transient and store.get(other) is not None
+    assert len(written) > 5 and store.get(other) is not None  # writes went on throughout
     with psycopg.connect(_direct(target, pg_servers), autocommit=True) as conn:
         count = conn.execute(f"SELECT count(*) FROM {schema(shard)}.photos").fetchone()
     assert count == (len(before) + len(written),)
@@ -232,3 +232,26 @@ def test_shards_commands(shard_urls: list[str]) -> None:
                               cwd=ROOT, capture_output=True, text=True, timeout=300,
                               check=False)
     assert upgraded.returncode == 0, upgraded.stderr
+
+
+def test_a_relay_round_finds_outboxes_with_jobs_beyond_its_sweep(
+        store: ShardedMetadata, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.shards import store as sharded
+
+    monkeypatch.setattr(sharded, "RELAY_SWEEP", 4)
+    ids = {store.allocate_id(user) for user in (10, 40)}
+    for photo_id in ids:
+        store.create(NewPhoto(photo_id, "originals/x", user_id=sharded_user(photo_id)))
+
+    deadline = time.monotonic() + 20
+    while not {10, 40} <= store.pending_outboxes():  # the statistics lag by about a second
+        assert time.monotonic() < deadline, "statistics never showed the outboxes"
+        time.sleep(0.2)
+    store._sweep = 0  # the next round sweeps shards 0-3 only
+    published: list[int] = []
+    assert store.relay(lambda job: published.append(job.photo_id)) == 2
+    assert set(published) == ids
+
+
+def sharded_user(photo_id: int) -> int:
+    return shard_bits(photo_id)
