@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -54,6 +55,7 @@ __all__ = ["Job", "Measures", "Options", "Outcome", "backoff", "content_id", "fi
            "lease_of", "original_key", "process", "reject", "rendition_key"]
 
 Translate = Callable[[Exception], PhotopipeError]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -262,9 +264,9 @@ class _Attempt:
         with trace.stage("record"):
             replaced = self.db.finish(row.id, row.lease, rendered.source, written, spec)
         if replaced is None:
-            _delete(self.store, [r.key for r in written])
+            self.tidy(lambda: _delete(self.store, [r.key for r in written]))
             return Outcome("superseded", self.job, attempt=row.attempts)
-        _delete_older(self.store, row, replaced)
+        self.tidy(lambda: _delete_older(self.store, row, replaced))
         return Outcome("ready", self.job, attempt=row.attempts)
 
     def after(self, row: PhotoRow | None, error: PhotopipeError) -> Outcome:
@@ -312,8 +314,19 @@ class _Attempt:
             return self.outage(exc)
         if dropped is None:
             return Outcome("superseded", self.job, code, message, row.attempts)
-        _delete(self.store, [r.key for r in dropped])
+        self.tidy(lambda: _delete(self.store, [r.key for r in dropped]))
         return Outcome("failed", self.job, code, message, row.attempts)
+
+    def tidy(self, cleanup: Callable[[], None]) -> None:
+        """Delete objects after the commit that decided the attempt's ending. The commit is the
+        ending: a cleanup that fails (an S3 outage, the soft time limit) changes nothing but
+        leaves orphans for the photo's next render or ``photopipe gc``, and says so."""
+        try:
+            cleanup()
+        except Exception as exc:
+            error = self.translate(exc)
+            log.warning("photo %s: objects of older renders left for photopipe gc (%s: %s)",
+                        self.job.photo_id, error.code, error)
 
 
 def _photo_prefix(photo_id: int) -> str:

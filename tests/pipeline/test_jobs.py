@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pipeline import jobs
-from pipeline.errors import StorageRejected, StorageUnavailable, TimedOut, classify
+from pipeline.errors import (
+    PhotopipeError,
+    StorageRejected,
+    StorageUnavailable,
+    TimedOut,
+    classify,
+)
 from pipeline.jobs import Job, Options, content_id, ingest, original_key, process, rendition_key
 from pipeline.metadata import NewPhoto
 from pipeline.metadata.sqlite import SqliteMetadata
 from pipeline.settings import Limits, Settings
 from pipeline.storage import open_store
 from pipeline.storage.memory import MemoryStore
+from pipeline.sweep import sweep
 from tests.helpers import PHOTOS
 
 PHOTO = PHOTOS / "real" / "htc_desire_phone_gps.jpg"
@@ -38,6 +45,14 @@ class FaultyStore(MemoryStore):
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
         self.hook("get", key)
         return super().get(key, max_bytes)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        self.hook("list", prefix)
+        return super().list(prefix)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        self.hook("delete", keys[0])
+        super().delete_many(keys)
 
 
 def _queued(store: MemoryStore, db: SqliteMetadata, photo_id: int = 1234,
@@ -293,6 +308,61 @@ def test_a_failure_after_a_ready_render_deletes_the_old_objects(
     again = db.create(NewPhoto(1234, "uploads/1234"))
     assert process(again, memory_store, db, Settings()).code == "truncated"
     assert _objects(memory_store, 1234) == [] and db.renditions(1234) == []
+
+
+class SoftLimit(Exception):
+    """Stands for Celery's soft time limit, which the task layer translates."""
+
+
+def _soft_limit(exc: Exception) -> PhotopipeError:
+    return TimedOut("soft limit") if isinstance(exc, SoftLimit) else classify(exc)
+
+
+@pytest.mark.parametrize("raised", [StorageUnavailable("S3 stalled"), SoftLimit()])
+@pytest.mark.parametrize("step", ["list", "delete"])
+def test_a_cleanup_failing_after_the_commit_leaves_the_ending_as_committed(
+        raised: Exception, step: str, db: SqliteMetadata,
+        caplog: pytest.LogCaptureFixture) -> None:
+    armed = {"on": False}
+
+    def hook(op: str, key: str) -> None:
+        if armed["on"] and op == step:
+            raise raised
+
+    store = FaultyStore(hook)
+    job = _queued(store, db)
+    dead = db.start(job)  # an attempt that died after writing one object
+    leftover = rendition_key(1234, 1, dead.lease, "w1080.jpg")
+    store.put(leftover, b"partial", "image/jpeg")
+    armed["on"] = True
+    outcome = process(job, store, db, FAST, translate=_soft_limit)
+    assert (outcome.status, outcome.code) == ("ready", None)
+    row = db.get(1234)
+    assert row is not None and (row.status, row.attempts) == ("ready", 2)
+    armed["on"] = False
+    assert leftover in _objects(store, 1234)  # not deleted, and said so
+    assert "objects of older renders left for photopipe gc" in caplog.text
+    assert sweep(store, db).orphans == [leftover]
+    assert _objects(store, 1234) == _row_keys(db, 1234)
+
+
+def test_a_cleanup_failing_after_a_recorded_failure_leaves_it_failed(
+        memory_store: MemoryStore, db: SqliteMetadata) -> None:
+    job = _queued(memory_store, db)
+    assert process(job, memory_store, db, Settings()).status == "ready"
+
+    def hook(op: str, key: str) -> None:
+        if op == "delete":
+            raise StorageUnavailable("S3 stalled")
+
+    store = FaultyStore(hook)
+    store._objects = memory_store._objects
+    store.put("uploads/1234", (PHOTOS / "hostile" / "truncated_pixel6_ultrahdr_gps.jpg")
+              .read_bytes(), "image/jpeg")
+    again = db.create(NewPhoto(1234, "uploads/1234"))
+    outcome = process(again, store, db, Settings())
+    assert (outcome.status, outcome.code) == ("failed", "truncated")
+    assert db.renditions(1234) == [] and _objects(store, 1234) != []
 
 
 def test_ingest_writes_files_to_the_local_directory(tmp_path: Path, settings: Settings) -> None:
