@@ -70,7 +70,7 @@ def stages(data: bytes) -> dict[str, float]:
     marks = [time.process_time()]
     working = _decoded(data)
     marks.append(time.process_time())
-    looked = Image.fromarray(filters.apply(np.asarray(working), LOOK))
+    looked = filters.apply_image(working, LOOK)
     marks.append(time.process_time())
     made = render_ladder(looked, SPEC)
     marks.append(time.process_time())

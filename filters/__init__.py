@@ -1,17 +1,20 @@
-"""Instagram-style looks as numpy kernels that render like CSSgram in a browser.
+"""Instagram-style looks that render like CSSgram in a browser: numpy evaluates each recipe
+exactly once per look, and Pillow's C passes run it over the pixels.
 
-``apply(image, name, strength)`` is the whole public surface, with ``names()``, ``get()`` and
-``recipe()`` (what a look is made of, for those who need to know when it changed).
+``apply(image, name, strength)`` (numpy arrays) and ``apply_image`` (Pillow images) are the
+whole public surface, with ``names()``, ``get()`` and ``recipe()`` (what a look is made of,
+for those who need to know when it changed).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
-from filters.registry import Look, UnknownFilter, get, names, recipe
+from filters.registry import Look, UnknownFilter, apply_recipe, get, names, recipe
 
-__all__ = ["Look", "UnknownFilter", "apply", "get", "names", "recipe"]
+__all__ = ["Look", "UnknownFilter", "apply", "apply_image", "get", "names", "recipe"]
 
 RGB8 = npt.NDArray[np.uint8]
 
@@ -29,19 +32,25 @@ def apply(image: RGB8, name: str, strength: float = 1.0) -> RGB8:
         UnknownFilter: ``name`` is not a look; the message lists those that are.
         ValueError: ``image`` is not (H, W, 3) uint8, or ``strength`` is outside [0, 1].
     """
-    look = get(name)
+    get(name)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {image.shape} {image.dtype}")
+    return np.array(apply_image(Image.fromarray(image), name, strength))
+
+
+def apply_image(image: Image.Image, name: str, strength: float = 1.0) -> Image.Image:
+    """:func:`apply` for a Pillow image in mode RGB; returns a new image.
+
+    Raises:
+        UnknownFilter: ``name`` is not a look.
+        ValueError: ``image`` is not RGB, or ``strength`` is outside [0, 1].
+    """
+    look = recipe(name)
+    if image.mode != "RGB":
+        raise ValueError(f"expected an RGB image, got mode {image.mode}")
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, not {strength}")
-    full = look(image)
-    if strength >= 1.0:
-        return full
-    return _mix(image, full, strength)
-
-
-def _mix(original: RGB8, full: RGB8, strength: float) -> RGB8:
-    """``(1 - strength) * original + strength * full``, rounded, in integer arithmetic."""
-    weight = round(strength * 256)
-    mixed = original.astype(np.int32) * (256 - weight) + full.astype(np.int32) * weight
-    return ((mixed + 128) >> 8).astype(np.uint8)
+    if strength <= 0.0:
+        return image.copy()
+    full = apply_recipe(look, image)
+    return full if strength >= 1.0 else Image.blend(image, full, strength)

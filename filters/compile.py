@@ -106,14 +106,34 @@ def execute(plan: Plan, image: U8) -> U8:
 
 
 def _band(plan: Plan, layer: U8, states: I32 | None) -> U8:
+    planes = _table(plan, layer, states)
+    if plan.tail:
+        planes = [_round(p) for p in tail(plan, planes)]
+    return np.stack(planes, axis=-1)
+
+
+def _table(plan: Plan, layer: U8, states: I32 | None) -> list[npt.NDArray[Any]]:
     if plan.flat_first is not None:
         layer = paint_flat(layer, plan.flat_first)
-    planes = [_lookup(plan.table[c], layer[..., c], states) for c in range(3)]
+    return [_lookup(plan.table[c], layer[..., c], states) for c in range(3)]
+
+
+def floats(plan: Plan, pixels: U8) -> list[F32]:
+    """A look without gradients before its final rounding: three float planes in [0, 1]
+    (what :mod:`filters.passes` samples to build its colour cube)."""
+    if plan.states is not None:
+        raise ValueError("a gradient look depends on where a pixel is, not only its colour")
+    planes = _table(plan, pixels, None)
+    if not plan.tail:
+        return [p.astype(np.float32) / np.float32(255) for p in planes]
+    return tail(plan, planes)
+
+
+def tail(plan: Plan, planes: list[F32]) -> list[F32]:
+    """The matrices and clamps that follow the table, on float planes in [0, 1]."""
     for op in plan.tail:
         planes = _clamped(planes, op) if isinstance(op, Clamped) else _matrix(planes, op)
-    if plan.tail:
-        planes = [_round(p) for p in planes]
-    return np.stack(planes, axis=-1)
+    return planes
 
 
 def _lookup(table: npt.NDArray[Any], levels: U8, states: I32 | None) -> npt.NDArray[Any]:

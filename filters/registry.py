@@ -7,9 +7,10 @@ from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
-from filters.compile import execute, plan_for
 from filters.looks import RECIPES, Recipe
+from filters.passes import passes_for, run
 
 Look = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
 
@@ -20,9 +21,14 @@ class UnknownFilter(ValueError):
 
 def _look(recipe: Recipe) -> Look:
     def look(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        return execute(plan_for(recipe, image.shape[1], image.shape[0]), image)
+        return np.array(apply_recipe(recipe, Image.fromarray(image)))
 
     return look
+
+
+def apply_recipe(recipe: Recipe, image: Image.Image) -> Image.Image:
+    """``image`` (RGB) under ``recipe``, as Pillow passes compiled for its size."""
+    return run(passes_for(recipe, image.width, image.height), image)
 
 
 LOOKS: Mapping[str, Look] = MappingProxyType({name: _look(r) for name, r in RECIPES.items()})

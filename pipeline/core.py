@@ -9,12 +9,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image
 
 import filters
 from pipeline import ladders
-from pipeline.decode import decode, orient_array
+from pipeline.decode import decode
 from pipeline.encode import encode
 from pipeline.records import SourceInfo
 from pipeline.renditions import render_ladder
@@ -118,15 +117,12 @@ def _working(data: bytes, spec: tuple[ladders.Rendition, ...], look: str | None,
     """
     clock = time.perf_counter()
     decoded = decode(data, limits, need=ladders.need(spec),
-                     fit=lambda width, height: ladders.working_size(width, height, spec),
-                     upright=look is None)
+                     fit=lambda width, height: ladders.working_size(width, height, spec))
     timings["decode"], clock = _lap(clock)
     if look is None:
         return decoded.image, decoded.source
-    source, pixels = decoded.source, np.asarray(decoded.image)
-    del decoded  # the look reads the stored pixels upright, through a view
-    looked = filters.apply(orient_array(pixels, source.orientation), look, strength)
-    del pixels
-    image = Image.fromarray(looked)
+    source, image = decoded.source, decoded.image
+    del decoded
+    image = filters.apply_image(image, look, strength)
     timings["look"], clock = _lap(clock)
     return image, source

@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 from pipeline import errors
@@ -83,8 +81,7 @@ def sniff(data: bytes) -> str:
 
 
 def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
-           fit: Callable[[int, int], tuple[int, int]] | None = None,
-           upright: bool = True) -> Decoded:
+           fit: Callable[[int, int], tuple[int, int]] | None = None) -> Decoded:
     """Decode the first picture in ``data`` safely.
 
     Args:
@@ -95,8 +92,6 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
         fit: given the upright size of the decoded pixels, the upright size to resample them to.
             Resampling happens before the profile transform and the orientation, so both only
             touch the smaller picture. None keeps the decoded size.
-        upright: apply the orientation to the pixels; False leaves that to the caller (who can
-            do it for free as a numpy view) and returns the picture in its stored axes.
 
     Raises:
         ImageRejected: one of its subclasses, with a one-line message.
@@ -115,7 +110,7 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
         image.load()
     source = SourceInfo(image.format or family, *declared, len(data), frames, orientation)
     srgb = to_srgb(image, None if fit is None else _resizer(fit, orientation))
-    return Decoded(orient(srgb, orientation) if upright else srgb, source)
+    return Decoded(orient(srgb, orientation), source)
 
 
 def _resizer(fit: Callable[[int, int], tuple[int, int]],
@@ -146,17 +141,6 @@ def orient(image: Image.Image, orientation: int) -> Image.Image:
     """Apply an EXIF orientation to pixels, so the picture is upright with orientation 1."""
     method = _TRANSPOSE.get(orientation)
     return image if method is None else image.transpose(method)
-
-
-def orient_array(pixels: npt.NDArray[np.uint8], orientation: int) -> npt.NDArray[np.uint8]:
-    """:func:`orient` for an (H, W, C) array, as a view: no pixel is copied."""
-    if orientation in (5, 6, 7, 8):
-        pixels = pixels.transpose(1, 0, 2)
-    if orientation in (2, 3, 6, 7):
-        pixels = pixels[:, ::-1]
-    if orientation in (3, 4, 7, 8):
-        pixels = pixels[::-1]
-    return pixels
 
 
 def _check_declared(image: Image.Image, limits: Limits) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import filters
@@ -25,7 +24,6 @@ def contact_sheet(data: bytes, limits: Limits, cell: int = 240) -> bytes:
     scale = cell / max(picture.size)
     thumb = resize(picture, (max(1, round(picture.width * scale)),
                              max(1, round(picture.height * scale))))
-    pixels = np.asarray(thumb)
     names = ["normal", *(n for n in filters.names() if n != "normal")]
     rows = (len(names) + COLUMNS - 1) // COLUMNS
     sheet = Image.new("RGB", (COLUMNS * cell, rows * (cell + LABEL_HEIGHT)), "white")
@@ -34,6 +32,6 @@ def contact_sheet(data: bytes, limits: Limits, cell: int = 240) -> bytes:
     for index, name in enumerate(names):
         left = (index % COLUMNS) * cell
         top = (index // COLUMNS) * (cell + LABEL_HEIGHT)
-        sheet.paste(Image.fromarray(filters.apply(pixels, name)), (left, top))
+        sheet.paste(filters.apply_image(thumb, name), (left, top))
         draw.text((left + 4, top + cell + 3), name, fill="black", font=font)
     return encode(sheet, "jpg", Encoding(jpeg_quality=90))

@@ -20,8 +20,11 @@ def test_pipeline_exports() -> None:
 
 
 def test_filters_exports() -> None:
-    assert set(filters.__all__) == {"Look", "UnknownFilter", "apply", "get", "names", "recipe"}
+    assert set(filters.__all__) == {"Look", "UnknownFilter", "apply", "apply_image", "get",
+                                    "names", "recipe"}
     assert list(inspect.signature(filters.apply).parameters) == ["image", "name", "strength"]
+    assert list(inspect.signature(filters.apply_image).parameters) == ["image", "name",
+                                                                       "strength"]
 
 
 def test_the_stores_load_without_the_decoder() -> None:

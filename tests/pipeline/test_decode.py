@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import time
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from pipeline import errors
-from pipeline.decode import decode, orient, orient_array, read_orientation, sniff
+from pipeline.decode import decode, read_orientation, sniff
 from pipeline.settings import Limits
 from tests.helpers import CORPUS, PHOTOS
 
@@ -155,10 +154,3 @@ def test_invalid_orientation_is_treated_as_upright(value: int) -> None:
     image.save(buffer, "JPEG", exif=exif.tobytes())
     with Image.open(io.BytesIO(buffer.getvalue())) as reopened:
         assert read_orientation(reopened) == 1
-
-
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_orient_array_is_the_same_transpose_as_pillow(orientation: int) -> None:
-    pixels = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
-    expected = np.asarray(orient(Image.fromarray(pixels), orientation))
-    assert np.array_equal(orient_array(pixels, orientation), expected)

@@ -197,17 +197,17 @@ def test_render_rejects_bad_arguments() -> None:
 def test_the_look_is_applied_once_on_the_largest_rendition(monkeypatch: pytest.MonkeyPatch) -> None:
     import filters
 
-    seen: list[tuple[int, ...]] = []
-    real = filters.apply
+    seen: list[tuple[int, int]] = []
+    real = filters.apply_image
 
-    def spy(image: np.ndarray, name: str, strength: float = 1.0) -> np.ndarray:
-        seen.append(image.shape)
+    def spy(image: Image.Image, name: str, strength: float = 1.0) -> Image.Image:
+        seen.append(image.size)
         return real(image, name, strength)
 
-    monkeypatch.setattr(filters, "apply", spy)
+    monkeypatch.setattr(filters, "apply_image", spy)
     data = (PHOTOS / "real" / "apple_iphone4_phone_gps.jpg").read_bytes()
     rendered = pipeline.render(data, filter="toaster", strength=0.8)
-    assert seen == [(807, 1080, 3)]
+    assert seen == [(1080, 807)]
     plain = pipeline.render(data)
     # Smaller renditions cascade from the filtered picture: they carry the look too.
     toasted, untouched = pixels(rendered.outputs["sq150.jpg"]), pixels(plain.outputs["sq150.jpg"])
