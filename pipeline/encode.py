@@ -16,7 +16,6 @@ from PIL import Image
 from pipeline.settings import Encoding
 
 CONTENT_TYPES: Mapping[str, str] = MappingProxyType({"jpg": "image/jpeg", "webp": "image/webp"})
-_JPEG_420 = 2  # Pillow's subsampling code for 4:2:0
 
 
 def encode(image: Image.Image, fmt: str, encoding: Encoding) -> bytes:
@@ -27,8 +26,9 @@ def encode(image: Image.Image, fmt: str, encoding: Encoding) -> bytes:
     """
     buffer = io.BytesIO()
     if fmt == "jpg":
-        image.save(buffer, "JPEG", quality=encoding.jpeg_quality, subsampling=_JPEG_420,
-                   optimize=False, progressive=False, exif=b"", icc_profile=None)
+        image.save(buffer, "JPEG", quality=encoding.jpeg_quality,
+                   subsampling=encoding.jpeg_subsampling, optimize=encoding.jpeg_optimize,
+                   progressive=encoding.jpeg_progressive, exif=b"", icc_profile=None)
     elif fmt == "webp":
         image.save(buffer, "WEBP", quality=encoding.webp_quality, method=encoding.webp_method,
                    exif=b"", icc_profile=None, xmp=b"")

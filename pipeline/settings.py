@@ -14,6 +14,7 @@ from typing import TypeVar
 
 DEFAULT_DATA_DIR = Path("var")
 LOG_FORMATS = ("plain", "json")
+SUBSAMPLINGS = ("4:2:0", "4:2:2", "4:4:4")
 N = TypeVar("N", int, float)
 
 
@@ -40,6 +41,12 @@ class Encoding:
     """Encoder settings for the renditions."""
 
     jpeg_quality: int = 85
+    # Progressive JPEG (its Huffman tables are always optimised): the same pixels in fewer
+    # bytes for a few ms, and a photo is encoded once and served many times
+    # (benchmarks/results/encoding.md).
+    jpeg_progressive: bool = True
+    jpeg_optimize: bool = True  # optimised Huffman tables for baseline files
+    jpeg_subsampling: str = "4:2:0"
     webp_quality: int = 80
     webp_method: int = 4
 
@@ -48,6 +55,9 @@ class Encoding:
             raise ValueError("qualities must be between 1 and 100")
         if not 0 <= self.webp_method <= 6:
             raise ValueError("webp_method must be between 0 and 6")
+        if self.jpeg_subsampling not in SUBSAMPLINGS:
+            raise ValueError(f"jpeg_subsampling must be one of {', '.join(SUBSAMPLINGS)}, "
+                             f"not {self.jpeg_subsampling!r}")
 
 
 @dataclass(frozen=True)
@@ -152,11 +162,29 @@ class Settings:
             ),
             encoding=Encoding(
                 jpeg_quality=_int(env, "PHOTOPIPE_JPEG_QUALITY", encoding.jpeg_quality),
+                jpeg_progressive=_flag(env, "PHOTOPIPE_JPEG_PROGRESSIVE",
+                                       encoding.jpeg_progressive),
+                jpeg_optimize=_flag(env, "PHOTOPIPE_JPEG_OPTIMIZE", encoding.jpeg_optimize),
+                # Chroma subsampling: 4:2:0 (smallest), 4:2:2 or 4:4:4 (sharpest colour edges).
+                jpeg_subsampling=env.get("PHOTOPIPE_JPEG_SUBSAMPLING")
+                or encoding.jpeg_subsampling,
                 webp_quality=_int(env, "PHOTOPIPE_WEBP_QUALITY", encoding.webp_quality),
                 # libwebp's effort, 0 (fastest) to 6 (smallest).
                 webp_method=_int(env, "PHOTOPIPE_WEBP_METHOD", encoding.webp_method),
             ),
         )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``env[name]`` as a yes/no (1/0, true/false, yes/no, on/off), or ``default``."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {env[name]!r}")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

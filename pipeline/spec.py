@@ -20,6 +20,9 @@ from pipeline.settings import Encoding
 # Bump when the same upload and options would render to other bytes for a reason the other
 # inputs of the spec do not capture (decoder, resampling, colour conversion, metadata policy).
 PIPELINE_VERSION = 1
+# Bump when the looks' passes render the same recipe to other pixels (2: Pillow's C passes and
+# colour cubes, within the browser bound of the exact evaluation but not equal to it).
+LOOKS_VERSION = 2
 SPEC_LENGTH = 12
 
 
@@ -33,7 +36,7 @@ def render_spec(ladder: str, look: str | None, strength: float, encoding: Encodi
     described = {
         "pipeline": PIPELINE_VERSION,
         "ladder": [dataclasses.asdict(r) for r in ladders.get(ladder)],
-        "look": None if look is None else repr(filters.recipe(look)),
+        "look": None if look is None else [LOOKS_VERSION, repr(filters.recipe(look))],
         "strength": round(float(strength), 6) if look is not None else None,
         "encoding": dataclasses.asdict(encoding),
     }

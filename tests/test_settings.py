@@ -30,6 +30,9 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "PHOTOPIPE_MAX_BYTES": ("2000", "limits.max_bytes", 2000),
     "PHOTOPIPE_MAX_FRAMES": ("3", "limits.max_frames", 3),
     "PHOTOPIPE_JPEG_QUALITY": ("90", "encoding.jpeg_quality", 90),
+    "PHOTOPIPE_JPEG_PROGRESSIVE": ("0", "encoding.jpeg_progressive", False),
+    "PHOTOPIPE_JPEG_OPTIMIZE": ("no", "encoding.jpeg_optimize", False),
+    "PHOTOPIPE_JPEG_SUBSAMPLING": ("4:4:4", "encoding.jpeg_subsampling", "4:4:4"),
     "PHOTOPIPE_WEBP_QUALITY": ("70", "encoding.webp_quality", 70),
     "PHOTOPIPE_WEBP_METHOD": ("6", "encoding.webp_method", 6),
 }
@@ -74,5 +77,9 @@ def test_bad_values_say_which_variable() -> None:
         Settings.from_env({"PHOTOPIPE_OUTAGE_PATIENCE": "forever"})
     with pytest.raises(ValueError, match="max_frames"):
         Settings.from_env({"PHOTOPIPE_MAX_FRAMES": "0"})
+    with pytest.raises(ValueError, match="PHOTOPIPE_JPEG_PROGRESSIVE"):
+        Settings.from_env({"PHOTOPIPE_JPEG_PROGRESSIVE": "maybe"})
+    with pytest.raises(ValueError, match="jpeg_subsampling"):
+        Settings.from_env({"PHOTOPIPE_JPEG_SUBSAMPLING": "4:1:1"})
     with pytest.raises(ValueError, match="task_time_limit"):
         Settings.from_env({"PHOTOPIPE_TASK_TIME_LIMIT": "1"})
