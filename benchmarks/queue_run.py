@@ -53,7 +53,7 @@ def measure(upload: Path, count: int) -> dict[str, Any]:
         moto = stack.enter_context(contextmanager(services.moto_server)())
         amqp = stack.enter_context(contextmanager(services.rabbit_vhost)())
         database = stack.enter_context(contextmanager(services.postgres_schema)())
-        logs = Path(stack.enter_context(_tempdir()))
+        logs = Path(stack.enter_context(tempdir()))
         store = moto.store()
         env = {**os.environ, **moto.env(), "PHOTOPIPE_BROKER_URL": amqp,
                "PHOTOPIPE_DATABASE_URL": database,
@@ -79,8 +79,8 @@ def measure(upload: Path, count: int) -> dict[str, Any]:
         before, started = cpu_by_role(), time.time()
         for job in held.jobs:
             publisher.publish(job)
-        seconds = _until_ready(database, count) - started
-        queue_cpu = _per_photo(cpu_by_role() - before, count)
+        seconds = until_ready(database, count) - started
+        queue_cpu = per_photo(cpu_by_role() - before, count)
         worker_rss = max(process_group_peak_rss_mb(w.pid) for w in deployment.workers)
         deployment.stop_all()
         direct = _without_broker(data, store, deployment.db, env, count)
@@ -90,7 +90,7 @@ def measure(upload: Path, count: int) -> dict[str, Any]:
             "worker_peak_rss_mb": worker_rss, **io}
 
 
-def _until_ready(database: str, count: int) -> float:
+def until_ready(database: str, count: int) -> float:
     """When the last of ``count`` photos became ready (epoch seconds, PostgreSQL's clock on this
     machine). Polled slowly, so the benchmark's own queries cost the two cores little."""
     deadline = time.monotonic() + 600
@@ -121,7 +121,7 @@ def _without_broker(data: bytes, store: Any, db: PostgresMetadata, env: dict[str
     seconds = time.perf_counter() - started
     cpu = cpu_by_role() - before
     cpu["photopipe"] = _children_ticks() - own  # ended processes leave /proc: ask rusage
-    return {"photos_per_s": count / seconds, "cpu_ms_per_photo": _per_photo(cpu, count)}
+    return {"photos_per_s": count / seconds, "cpu_ms_per_photo": per_photo(cpu, count)}
 
 
 def _children_ticks() -> int:
@@ -177,7 +177,7 @@ def cpu_by_role() -> Counter[str]:
     return ticks
 
 
-def _per_photo(ticks: Counter[str], count: int) -> dict[str, float]:
+def per_photo(ticks: Counter[str], count: int) -> dict[str, float]:
     """Milliseconds of CPU per photo, by role."""
     tick = os.sysconf("SC_CLK_TCK")
     return {role: round(1000 * value / tick / count, 1) for role, value in ticks.most_common()
@@ -185,7 +185,7 @@ def _per_photo(ticks: Counter[str], count: int) -> dict[str, float]:
 
 
 @contextmanager
-def _tempdir() -> Any:
+def tempdir() -> Any:
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:

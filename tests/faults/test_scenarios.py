@@ -4,6 +4,7 @@ restarted are private instances (tests/private.py); the shared servers are never
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -12,7 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline.jobs import Options
 from pipeline.metadata.postgres import PostgresMetadata
@@ -188,10 +191,10 @@ def test_a_job_over_its_time_limit_ends_as_timeout(stage: list[Deployment], amqp
                                                    postgres_url: str, moto: S3Server,
                                                    tmp_path: Path) -> None:
     deployment = deploy(tmp_path, amqp_url, postgres_url, moto, PHOTOPIPE_TASK_TIME_LIMIT="2",
-                        PHOTOPIPE_MAX_ATTEMPTS="2")
+                        PHOTOPIPE_MAX_ATTEMPTS="2", PHOTOPIPE_MAX_PIXELS=str(SLOW_PIXELS))
     stage.append(deployment)
     slow = tmp_path / "slow.png"
-    slow.write_bytes(photo(98, size=(9000, 7000), fmt="PNG"))  # ~1.6 s; the soft limit is 1 s
+    slow.write_bytes(_slow_png())
     (slow_id,) = submit(deployment, [slow], "--filter", "rise")
     ids = submit(deployment, files(tmp_path, N))
     deployment.start_worker()
@@ -204,10 +207,24 @@ def test_a_job_over_its_time_limit_ends_as_timeout(stage: list[Deployment], amqp
     # third start fails the photo without rendering).
     assert row is not None and row.attempts in (2, 3)
     assert "time limit" in (row.error_message or "")
-    report("Over the time limit", "PHOTOPIPE_TASK_TIME_LIMIT=2 (soft 1 s), one 63 MP PNG "
-           "that takes ~1.6 s; PHOTOPIPE_MAX_ATTEMPTS=2", "each attempt ends at the soft or "
+    report("Over the time limit", "PHOTOPIPE_TASK_TIME_LIMIT=2 (soft 1 s), one 250 MP PNG "
+           "that takes over 2 s to render alone; PHOTOPIPE_MAX_ATTEMPTS=2",
+           "each attempt ends at the soft or "
            "the hard limit and is recorded as `timeout`; retried once, then `failed` with "
            "`timeout`; never `corrupt`", found)
+
+
+SLOW_PIXELS = 20_000 * 12_500
+
+
+def _slow_png() -> bytes:
+    """A 250 MP PNG (photo tiles): over 2 s to decode and render alone here, twice the soft
+    time limit, however fast the looks get. PNGs have no reduced-size decode."""
+    with Image.open(io.BytesIO(photo(98, size=(2000, 2500), fmt="PNG"))) as tile:
+        pixels = np.tile(np.asarray(tile.convert("RGB")), (5, 10, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def test_two_renders_of_each_photo_racing_with_different_ladders(
