@@ -37,7 +37,7 @@ from workers.publisher import CeleryPublisher
 LADDER, LOOK, TARGET = "classic", "clarendon", 25.0
 
 
-def measure(count: int, threads: int) -> dict[str, Any]:
+def measure(count: int, threads: int, concurrency: int) -> dict[str, Any]:
     uploads = [phone_photo(seed) for seed in (2011, 2012, 2013, 2014)]
     with ExitStack() as stack:
         moto = stack.enter_context(contextmanager(services.moto_server)())
@@ -54,7 +54,7 @@ def measure(count: int, threads: int) -> dict[str, Any]:
         stack.callback(deployment.stop_all)
         deployment.cli("db", "upgrade")
         for _ in range(2):
-            deployment.start_worker()
+            deployment.start_worker("--concurrency", str(concurrency))
         wait_until(lambda: len(list(logs.glob("worker-*.log"))) == 2 and all(
             " ready." in p.read_text() for p in logs.glob("worker-*.log")), 60,
             "two ready workers")
@@ -72,7 +72,7 @@ def measure(count: int, threads: int) -> dict[str, Any]:
         submitted = time.time() - started
         seconds = until_ready(database, count) - started
         cpu = per_photo(cpu_by_role() - before, count)
-    return {"photos": count, "threads": threads, "seconds": seconds,
+    return {"photos": count, "threads": threads, "concurrency": concurrency, "seconds": seconds,
             "photos_per_s": count / seconds, "submit_seconds": submitted,
             "cpu_ms_per_photo": cpu, "render_ms": _render_ms(uploads),
             "upload_bytes": [len(u) for u in uploads],
@@ -94,7 +94,8 @@ def table(data: dict[str, Any]) -> str:
     lines = ["# Instagram's 2011 upload peak on this machine", "",
              f"{data['photos']} phone uploads (4032x3024 JPEG, {data['upload_bytes'][0]:,} "
              f"bytes and alike), the classic ladder (sq612, sq306, sq150) under {LOOK}, "
-             f"submitted from {data['threads']} threads, through RabbitMQ, two workers, "
+             f"submitted from {data['threads']} threads, through RabbitMQ, two workers of "
+             f"{data['concurrency']} pool process(es) each, "
              "PostgreSQL and moto's S3 server, all on the machine's two cores "
              "(`python -m benchmarks.peak`).", "",
              "| what | figure |", "| --- | ---: |",
@@ -118,8 +119,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=1, help="pool processes a worker")
     args = parser.parse_args()
-    data = measure(args.photos, args.threads)
+    data = measure(args.photos, args.threads, args.concurrency)
     markdown = table(data)
     write("peak", markdown, data)
     print(markdown)

@@ -56,6 +56,7 @@ __all__ = ["Job", "Measures", "Options", "Outcome", "backoff", "content_id", "fi
 
 Translate = Callable[[Exception], PhotopipeError]
 log = logging.getLogger(__name__)
+FIRST_LEASE = 1  # the lease of a photo's first start (every start takes the next one)
 
 
 @dataclass(frozen=True)
@@ -345,10 +346,11 @@ def _delete_older(store: ObjectStore, row: PhotoRow, replaced: list[RenditionRow
     behind (attempts that died mid-write). Newer leases' objects are never touched: a render
     that started after this one may be writing them now."""
     stale = {r.key for r in replaced}
-    for key in store.list(_photo_prefix(row.id)):
-        lease = lease_of(key, row.id)
-        if lease is not None and lease < row.lease:
-            stale.add(key)
+    if row.lease > FIRST_LEASE:  # a photo's first start has no earlier attempt to clean up
+        for key in store.list(_photo_prefix(row.id)):
+            lease = lease_of(key, row.id)
+            if lease is not None and lease < row.lease:
+                stale.add(key)
     _delete(store, sorted(stale))
 
 

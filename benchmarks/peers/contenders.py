@@ -70,9 +70,11 @@ def vips(data: bytes) -> dict[str, bytes]:
     image = pyvips.Image.new_from_buffer(data, "", shrink=shrink).autorot()
     if image.get_typeof("icc-profile-data"):
         image = image.icc_transform("srgb")
-    w1080 = vips_look(image.resize(1080 / image.width, kernel="lanczos3"))
-    w640 = w1080.resize(640 / w1080.width, kernel="lanczos3")
-    w320 = w640.resize(320 / w640.width, kernel="lanczos3")
+    # Each rendition feeds two consumers (its file and the next rendition): held in memory,
+    # or libvips's lazy pipeline would decode and resize again for each.
+    w1080 = vips_look(image.resize(1080 / image.width, kernel="lanczos3")).copy_memory()
+    w640 = w1080.resize(640 / w1080.width, kernel="lanczos3").copy_memory()
+    w320 = w640.resize(320 / w640.width, kernel="lanczos3").copy_memory()
     side = min(w320.width, w320.height)
     square = w320.crop((w320.width - side) // 2, (w320.height - side) // 2, side, side)
     sq150 = square.resize(150 / side, kernel="lanczos3")

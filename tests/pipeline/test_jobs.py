@@ -299,6 +299,19 @@ def test_a_late_winner_never_deletes_a_newer_renders_objects(
     assert rendition_key(1234, 1, dead.lease, "w1080.jpg") not in _objects(memory_store, 1234)
 
 
+def test_only_a_later_start_lists_the_photos_objects_for_leftovers(db: SqliteMetadata) -> None:
+    ops: list[str] = []
+    store = FaultyStore(lambda op, key: ops.append(op))
+    assert process(_queued(store, db), store, db, Settings()).status == "ready"
+    assert "list" not in ops  # the first start: no earlier attempt can have left anything
+    job = _queued(store, db, photo_id=99)
+    dead = db.start(job)  # the first start died after writing one object
+    store.put(rendition_key(99, 1, dead.lease, "w1080.jpg"), b"partial", "image/jpeg")
+    assert process(job, store, db, Settings()).status == "ready"  # the second start
+    assert ops.count("list") == 1
+    assert _objects(store, 99) == _row_keys(db, 99)
+
+
 def test_a_failure_after_a_ready_render_deletes_the_old_objects(
         memory_store: MemoryStore, db: SqliteMetadata) -> None:
     job = _queued(memory_store, db)
