@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
-from filters.compile import Plan, floats, plan_for, tail
+from filters.compile import BAND_PIXELS, Plan, floats, plan_for, tail
 from filters.css import to_8bit
 from filters.gradient import Gradient
 from filters.looks import Recipe
@@ -85,16 +85,22 @@ def run(passes: Passes, image: Image.Image) -> Image.Image:
 
 
 def _lookup(passes: Passes, pixels: U8) -> U8:
-    """The state-keyed table read at every pixel (gradient looks)."""
+    """The state-keyed table read at every pixel (gradient looks), in bands of rows so that
+    the index planes stay small and in cache."""
     plan, table = passes.plan, passes.table
     assert plan.states is not None and table is not None
-    if plan.flat_first is not None:
-        pixels = paint_flat(pixels, plan.flat_first)
     out = np.empty(pixels.shape, dtype=np.uint8)
-    index = np.empty(pixels.shape[:2], dtype=np.int32)
-    for channel in range(3):
-        np.add(plan.states, pixels[..., channel], out=index)
-        out[..., channel] = np.take(table[channel], index)
+    rows = max(1, BAND_PIXELS // pixels.shape[1])
+    index = np.empty((rows, pixels.shape[1]), dtype=np.int32)
+    for top in range(0, pixels.shape[0], rows):
+        band = slice(top, top + rows)
+        layer = pixels[band]
+        if plan.flat_first is not None:
+            layer = paint_flat(layer, plan.flat_first)
+        states, step = plan.states[band], index[:layer.shape[0]]
+        for channel in range(3):
+            np.add(states, layer[..., channel], out=step)
+            out[band, :, channel] = np.take(table[channel], step)
     return out
 
 

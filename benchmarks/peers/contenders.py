@@ -62,7 +62,8 @@ def vips(data: bytes) -> dict[str, bytes]:
     import pyvips
 
     header = pyvips.Image.new_from_buffer(data, "")
-    upright = (header.height, header.width) if header.get("orientation") >= 5 else \
+    orientation = header.get("orientation") if header.get_typeof("orientation") else 1
+    upright = (header.height, header.width) if orientation >= 5 else \
         (header.width, header.height)
     shrink = 1
     while shrink < 8 and upright[0] // (shrink * 2) >= 1080:
@@ -70,20 +71,30 @@ def vips(data: bytes) -> dict[str, bytes]:
     image = pyvips.Image.new_from_buffer(data, "", shrink=shrink).autorot()
     if image.get_typeof("icc-profile-data"):
         image = image.icc_transform("srgb")
+    if image.hasalpha():
+        image = image.flatten(background=255)
+    if image.bands < 3:
+        image = image.colourspace("srgb")
     # Each rendition feeds two consumers (its file and the next rendition): held in memory,
-    # or libvips's lazy pipeline would decode and resize again for each.
-    w1080 = vips_look(image.resize(1080 / image.width, kernel="lanczos3")).copy_memory()
-    w640 = w1080.resize(640 / w1080.width, kernel="lanczos3").copy_memory()
-    w320 = w640.resize(320 / w640.width, kernel="lanczos3").copy_memory()
+    # or libvips's lazy pipeline would decode and resize again for each. None is upscaled.
+    w1080 = vips_look(_down(image, 1080)).copy_memory()
+    w640 = _down(w1080, 640).copy_memory()
+    w320 = _down(w640, 320).copy_memory()
     side = min(w320.width, w320.height)
     square = w320.crop((w320.width - side) // 2, (w320.height - side) // 2, side, side)
-    sq150 = square.resize(150 / side, kernel="lanczos3")
+    sq150 = _down(square, 150)
     jpeg: dict[str, object] = {"Q": 85, "subsample_mode": "on", "keep": "none",
                                "optimize_coding": True, "interlace": True}
     return {"w1080.jpg": w1080.jpegsave_buffer(**jpeg),
             "w1080.webp": w1080.webpsave_buffer(Q=80, effort=4, keep="none"),
             "w640.jpg": w640.jpegsave_buffer(**jpeg), "w320.jpg": w320.jpegsave_buffer(**jpeg),
             "sq150.jpg": sq150.jpegsave_buffer(**jpeg)}
+
+
+def _down(image: Any, width: int) -> Any:
+    """``image`` resized with lanczos3 to ``width`` wide, or as it is if it is not wider."""
+    return image.resize(width / image.width, kernel="lanczos3") if image.width > width \
+        else image
 
 
 def vips_look(image: Any) -> Any:
