@@ -39,6 +39,8 @@ bench-looks: setup bench-peers
 bench: setup bench-peers services
 	$(PY) -m benchmarks.looks
 	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.encoding
+	$(PY) -m benchmarks.peak
 	$(PY) -m benchmarks.observability 10
 	$(PY) -m benchmarks.shards
 

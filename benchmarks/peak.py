@@ -119,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=1, help="pool processes a worker")
+    parser.add_argument("--concurrency", type=int, default=2, help="pool processes a worker")
     args = parser.parse_args()
     data = measure(args.photos, args.threads, args.concurrency)
     markdown = table(data)
