@@ -18,19 +18,15 @@ import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 from benchmarks.common import machine, write
-from benchmarks.queue_run import cpu_by_role, per_photo, tempdir, until_ready
+from benchmarks.queue_run import cpu_by_role, per_photo, production, start_workers, until_ready
 from benchmarks.workload import phone_photo, sha256
 from pipeline.core import render
-from pipeline.metadata.postgres import PostgresMetadata
 from pipeline.producer import Upload, submit
 from pipeline.settings import Settings
-from tests import services
-from tests.workers.harness import Deployment, wait_until
 from workers.app import make_app
 from workers.publisher import CeleryPublisher
 
@@ -40,24 +36,10 @@ LADDER, LOOK, TARGET = "classic", "clarendon", 25.0
 def measure(count: int, threads: int, concurrency: int) -> dict[str, Any]:
     uploads = [phone_photo(seed) for seed in (2011, 2012, 2013, 2014)]
     with ExitStack() as stack:
-        moto = stack.enter_context(contextmanager(services.moto_server)())
-        amqp = stack.enter_context(contextmanager(services.rabbit_vhost)())
-        database = stack.enter_context(contextmanager(services.postgres_schema)())
-        logs = Path(stack.enter_context(tempdir()))
-        store = moto.store()
-        env = {**os.environ, **moto.env(), "PHOTOPIPE_BROKER_URL": amqp,
-               "PHOTOPIPE_DATABASE_URL": database,
-               "PHOTOPIPE_STORAGE_URL": f"s3://{store.bucket}/{store.prefix.rstrip('/')}"}
-        os.environ.update(moto.env())  # this process is the web tier: S3 credentials
-        deployment = Deployment(env, store, PostgresMetadata(database), logs)
-        stack.callback(deployment.db.close)
-        stack.callback(deployment.stop_all)
-        deployment.cli("db", "upgrade")
-        for _ in range(2):
-            deployment.start_worker("--concurrency", str(concurrency))
-        wait_until(lambda: len(list(logs.glob("worker-*.log"))) == 2 and all(
-            " ready." in p.read_text() for p in logs.glob("worker-*.log")), 60,
-            "two ready workers")
+        deployment = production(stack)
+        store, env = deployment.store, deployment.env
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})  # web tier
+        start_workers(deployment, "--concurrency", str(concurrency))
         settings = Settings.from_env(env)
         publisher = CeleryPublisher(make_app(settings))
 
@@ -70,7 +52,7 @@ def measure(count: int, threads: int, concurrency: int) -> dict[str, Any]:
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(one, range(count)))
         submitted = time.time() - started
-        seconds = until_ready(database, count) - started
+        seconds = until_ready(env["PHOTOPIPE_DATABASE_URL"], count) - started
         cpu = per_photo(cpu_by_role() - before, count)
     return {"photos": count, "threads": threads, "concurrency": concurrency, "seconds": seconds,
             "photos_per_s": count / seconds, "submit_seconds": submitted,

@@ -50,31 +50,14 @@ class HeldBack:
 
 def measure(upload: Path, count: int) -> dict[str, Any]:
     with ExitStack() as stack:
-        moto = stack.enter_context(contextmanager(services.moto_server)())
-        amqp = stack.enter_context(contextmanager(services.rabbit_vhost)())
-        database = stack.enter_context(contextmanager(services.postgres_schema)())
-        logs = Path(stack.enter_context(tempdir()))
-        store = moto.store()
-        env = {**os.environ, **moto.env(), "PHOTOPIPE_BROKER_URL": amqp,
-               "PHOTOPIPE_DATABASE_URL": database,
-               "PHOTOPIPE_STORAGE_URL": f"s3://{store.bucket}/{store.prefix.rstrip('/')}"}
-        deployment = Deployment(env, store, PostgresMetadata(database), logs)
-        stack.callback(deployment.db.close)
-        stack.callback(deployment.stop_all)
-        deployment.cli("db", "upgrade")
+        deployment = production(stack)
+        store, env = deployment.store, deployment.env
+        database = env["PHOTOPIPE_DATABASE_URL"]
         held, settings, data = HeldBack(), Settings.from_env(env), upload.read_bytes()
         for _ in range(count):
             submit(Upload(user_id=1, data=data, filter="clarendon"), store, deployment.db, held,
                    settings)
-        for _ in range(2):
-            deployment.start_worker()
-        try:
-            wait_until(lambda: all(" ready." in p.read_text() for p in logs.glob("worker-*.log"))
-                       and len(list(logs.glob("worker-*.log"))) == 2, 60, "two ready workers")
-        except AssertionError:
-            for log in logs.glob("worker-*.log"):
-                print(log.read_text()[-3000:])
-            raise
+        start_workers(deployment)
         publisher = CeleryPublisher(make_app(settings))
         before, started = cpu_by_role(), time.time()
         for job in held.jobs:
@@ -88,6 +71,38 @@ def measure(upload: Path, count: int) -> dict[str, Any]:
     return {"photos": count, "seconds": seconds, "photos_per_s": count / seconds,
             "cpu_ms_per_photo": queue_cpu, "without_broker": direct,
             "worker_peak_rss_mb": worker_rss, **io}
+
+
+def production(stack: ExitStack) -> Deployment:
+    """moto's S3 server, a RabbitMQ vhost and a PostgreSQL schema of the run's own, migrated,
+    and the deployment that runs photopipe on them; all of it ends with ``stack``."""
+    moto = stack.enter_context(contextmanager(services.moto_server)())
+    amqp = stack.enter_context(contextmanager(services.rabbit_vhost)())
+    database = stack.enter_context(contextmanager(services.postgres_schema)())
+    logs = Path(stack.enter_context(tempdir()))
+    store = moto.store()
+    env = {**os.environ, **moto.env(), "PHOTOPIPE_BROKER_URL": amqp,
+           "PHOTOPIPE_DATABASE_URL": database,
+           "PHOTOPIPE_STORAGE_URL": f"s3://{store.bucket}/{store.prefix.rstrip('/')}"}
+    deployment = Deployment(env, store, PostgresMetadata(database), logs)
+    stack.callback(deployment.db.close)
+    stack.callback(deployment.stop_all)
+    deployment.cli("db", "upgrade")
+    return deployment
+
+
+def start_workers(deployment: Deployment, *extra: str) -> None:
+    """Two ``photopipe worker`` processes (``extra``: more arguments), once both are ready."""
+    for _ in range(2):
+        deployment.start_worker(*extra)
+    logs = deployment.logs
+    try:
+        wait_until(lambda: all(" ready." in p.read_text() for p in logs.glob("worker-*.log"))
+                   and len(list(logs.glob("worker-*.log"))) == 2, 60, "two ready workers")
+    except AssertionError:
+        for log in logs.glob("worker-*.log"):
+            print(log.read_text()[-3000:])
+        raise
 
 
 def until_ready(database: str, count: int) -> float:
