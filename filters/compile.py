@@ -15,7 +15,8 @@ Work that does not depend on the pixel is done once per look (and per picture si
   source's share of the formula precomputed (:mod:`filters.nonseparable`).
 
 Pixels are processed as three contiguous channel planes, on which numpy is several times faster
-than on interleaved RGB.
+than on interleaved RGB. :func:`execute` runs a plan exactly over a picture: the reference that
+the tests hold :mod:`filters.passes` (what the looks run as) to, and what it samples.
 """
 
 from __future__ import annotations

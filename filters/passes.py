@@ -1,7 +1,8 @@
-"""Run a compiled look as Pillow's own C passes over the pixels (issue 13).
+"""Run a compiled look as Pillow's own C passes over the pixels.
 
 :mod:`filters.compile` evaluates a look exactly, in numpy, as the browser's arithmetic says; this
-module turns that evaluation into the fewest compiled passes and keeps it as the reference:
+module turns that evaluation into the fewest compiled passes (the exact evaluation stays the
+reference the tests compare them with):
 
 * A look that is a per-channel table and nothing else is one ``Image.point`` pass (exact).
 * Any other look without a gradient is a function of the pixel's colour alone: one
