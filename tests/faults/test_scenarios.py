@@ -4,7 +4,6 @@ restarted are private instances (tests/private.py); the shared servers are never
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -13,9 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.jobs import Options
 from pipeline.metadata.postgres import PostgresMetadata
@@ -25,7 +22,7 @@ from tests import private
 from tests.faults.harness import check, deploy, files, report, settle, submit
 from tests.s3faults import FaultyS3
 from tests.services import S3Server
-from tests.workers.harness import Deployment, photo, wait_until
+from tests.workers.harness import Deployment, big_png, photo, wait_until
 from workers.app import make_app
 from workers.publisher import CeleryPublisher
 
@@ -195,7 +192,7 @@ def test_a_job_over_its_time_limit_ends_as_timeout(stage: list[Deployment], amqp
                         PHOTOPIPE_MAX_ATTEMPTS="2", PHOTOPIPE_MAX_PIXELS=str(SLOW_PIXELS))
     stage.append(deployment)
     slow = tmp_path / "slow.png"
-    slow.write_bytes(_slow_png())
+    slow.write_bytes(big_png(*SLOW))
     (slow_id,) = submit(deployment, [slow], "--filter", "rise")
     ids = submit(deployment, files(tmp_path, N))
     deployment.start_worker()
@@ -215,17 +212,8 @@ def test_a_job_over_its_time_limit_ends_as_timeout(stage: list[Deployment], amqp
            "`timeout`; never `corrupt`", found)
 
 
-SLOW_PIXELS = 20_000 * 12_500
-
-
-def _slow_png() -> bytes:
-    """A 250 MP PNG (photo tiles): over 2 s to decode and render alone here, twice the soft
-    time limit, however fast the looks get. PNGs have no reduced-size decode."""
-    with Image.open(io.BytesIO(photo(98, size=(2000, 2500), fmt="PNG"))) as tile:
-        pixels = np.tile(np.asarray(tile.convert("RGB")), (5, 10, 1))
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
+SLOW = (20_000, 12_500)  # 250 MP: over 2 s to decode and render alone, twice the soft limit
+SLOW_PIXELS = SLOW[0] * SLOW[1]
 
 
 def test_two_renders_of_each_photo_racing_with_different_ladders(

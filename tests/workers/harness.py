@@ -78,6 +78,17 @@ def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
+def big_png(width: int, height: int) -> bytes:
+    """A PNG of ``width`` x ``height`` made of photo tiles: slow to render whatever the looks
+    cost (a PNG has no reduced-size decode), about 1.5 s at 120 MP here. Width and height are
+    multiples of 2000 and 2500."""
+    with Image.open(io.BytesIO(photo(98, size=(2000, 2500), fmt="PNG"))) as tile:
+        pixels = np.tile(np.asarray(tile.convert("RGB")), (height // 2500, width // 2000, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
 def photo(index: int, size: tuple[int, int] = (480, 360), fmt: str = "JPEG") -> bytes:
     """A distinct, photo-like picture (smooth gradients, an edge, some grain) per index."""
     rng = np.random.default_rng(index)

@@ -13,7 +13,7 @@ from pipeline.jobs import Job
 from pipeline.metadata.postgres import PostgresMetadata
 from pipeline.settings import Settings
 from tests.services import S3Server
-from tests.workers.harness import Deployment, photo, wait_until
+from tests.workers.harness import Deployment, big_png, photo, wait_until
 from workers.app import DEAD_QUEUE, make_app, queue_depth
 from workers.publisher import CeleryPublisher
 
@@ -79,14 +79,14 @@ def _objects_match_rows(deployment: Deployment, ids: list[int]) -> None:
 def test_a_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(
         deployment: Deployment, tmp_path: Path) -> None:
     big = tmp_path / "big.png"
-    big.write_bytes(photo(7, size=(7000, 5000), fmt="PNG"))  # about a second of work
+    big.write_bytes(big_png(12_000, 10_000))  # 120 MP, the default limit: over a second
     (photo_id,) = _submit(deployment, [big], "--filter", "rise")
     victim = deployment.start_worker()
     wait_until(lambda: deployment.db.counts()["processing"] == 1, 60, "the job to start")
-    assert deployment.status()["photos"]["processing"] == 1
     deployment.kill(victim)
     row = deployment.db.get(photo_id)
     assert row is not None and row.status == "processing"  # died mid-job: nothing recorded
+    assert deployment.status()["photos"]["processing"] == 1
     deployment.start_worker()
     wait_until(lambda: deployment.db.counts()["ready"] == 1, 120, "the job to finish")
     row = deployment.db.get(photo_id)
