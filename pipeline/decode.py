@@ -110,6 +110,7 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
         image.load()
     source = SourceInfo(image.format or family, *declared, len(data), frames, orientation)
     srgb = to_srgb(image, None if fit is None else _resizer(fit, orientation))
+    del image  # the decoded pixels, often the largest picture of all: gone before the transpose
     return Decoded(orient(srgb, orientation), source)
 
 
