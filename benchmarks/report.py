@@ -28,7 +28,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
         ("two processes / one", results["two_cores"]["images_per_s"] / ours, "two_cores",
          ge),
         ("CPU of photopipe's processes per photo through the queue / render() alone",
-         queue["cpu_ms_per_photo"]["photopipe"] / ours_ms, "queue_cpu", le),
+         queue["cpu_ms_per_photo"]["photopipe"] / queue["render_cpu_ms"], "queue_cpu", le),
         ("through the queue / the same jobs without a broker",
          queue["photos_per_s"] / queue["without_broker"]["photos_per_s"], "queue_direct",
          ge),
@@ -72,7 +72,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [*_queue(results), "", "## Targets", "", "| what | measured | target | |",
               "| --- | ---: | --- | --- |"]
     for what, value, target, met in verdicts(results):
-        lines.append(f"| {what} | {value:.2f} | {target} | {'met' if met else 'MISSED'} |")
+        lines.append(f"| {what} | {value:.3f} | {target} | {'met' if met else 'MISSED'} |")
     single = results["single_core"]
     lines += ["", f"Machine: {results['machine']}", "",
               f"Versions: pyvips {single['pyvips'].get('versions')}, "
@@ -126,7 +126,9 @@ def _queue(results: dict[str, Any]) -> list[str]:
                      f"{queue['cpu_ms_per_photo'].get(role, 0):.1f} |")
     return [*lines, "",
             f"One job alone takes {queue['job_ms']:.0f} ms, of which render() "
-            f"{queue['render_ms']:.0f} ms and S3 + PostgreSQL "
+            f"{queue['render_ms']:.0f} ms ({queue['render_cpu_ms']:.0f} ms of CPU, measured "
+            "right after the queue run: what the CPU through the queue is compared with) and "
+            "S3 + PostgreSQL "
             f"{queue['storage_and_database_ms']:.0f} ms (mostly waiting on moto). Peak RSS of a "
             f"Celery worker process: {queue['worker_peak_rss_mb']:.0f} MB."]
 
