@@ -7,7 +7,7 @@ SAMPLES   := $(wildcard samples/*.jpg)
 
 .PHONY: services setup demo test check lint typecheck clean bench bench-peers bench-looks
 
-$(STAMP): setup.cfg pyproject.toml scripts/setup-venv
+$(STAMP): setup.cfg setup.py pyproject.toml scripts/setup-venv filters/_fused.c
 	bash scripts/setup-venv $(VENV)
 	touch $@
 

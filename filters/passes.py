@@ -1,19 +1,21 @@
-"""Run a compiled look as Pillow's own C passes over the pixels.
+"""Run a compiled look in the fewest compiled passes over the pixels.
 
 :mod:`filters.compile` evaluates a look exactly, in numpy, as the browser's arithmetic says; this
-module turns that evaluation into the fewest compiled passes (the exact evaluation stays the
-reference the tests compare them with):
+module picks how that evaluation runs over a picture (the exact evaluation stays the reference
+the tests compare with):
 
 * A look that is a per-channel table and nothing else is one ``Image.point`` pass (exact).
-* Any other look without a gradient is a function of the pixel's colour alone: one
-  ``Color3DLUT`` pass, its table filled by the exact evaluation at every grid point. The grid
-  has 52 points a side, one every 5 levels, so each point is a whole 8-bit level and exact
-  (52 is the largest such size under Pillow's limit of 65); trilinear interpolation does the
-  rest. The fidelity tests chose it: at 18 points (every 15 levels) clarendon and gingham miss
-  the bound by several levels.
-* A gradient look reads its state-keyed 8-bit table with numpy (one lookup a channel), then
-  runs what follows the table (colour matrices and clamps, a piecewise-linear map) as one
-  ``Color3DLUT`` of 33 points a side: at 17, lofi and mayfair miss the bound.
+* A look that starts with a flat hue or colour overlay (maven, willow) is a function of the
+  pixel's colour alone: one ``Color3DLUT`` pass, its table filled by the exact evaluation at
+  every grid point. The grid has 52 points a side, one every 5 levels, so each point is a whole
+  8-bit level and exact (52 is the largest such size under Pillow's limit of 65); trilinear
+  interpolation does the rest. The fidelity tests chose it: at 18 points (every 15 levels)
+  clarendon and gingham miss the bound by several levels.
+* Every other look, with or without gradients, is one pass of the fused kernel
+  (:mod:`filters.fused`): the plan's table and tail, equal to the exact evaluation bit for bit.
+  Pillow's passes could not get the gradient looks under a fifth of pilgram's time (a numpy
+  lookup of the position-keyed table, then a cube: 10-15 ms at 1080x1350), nor inkwell (one
+  cube, 4 ms, against pilgram's 12); the kernel takes 1.3-2.5 times an ``Image.point``.
 """
 
 from __future__ import annotations
@@ -26,83 +28,60 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
-from filters.compile import BAND_PIXELS, Plan, floats, plan_for, tail
-from filters.css import to_8bit
+from filters import fused
+from filters.compile import Plan, floats, plan_for
 from filters.gradient import Gradient
 from filters.looks import Recipe
-from filters.nonseparable import paint_flat
 
 U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
 F32 = npt.NDArray[np.float32]
 LOOK_GRID = 52  # a whole look: every 5th level, exact at each point
-TAIL_GRID = 33  # what follows a gradient look's table: piecewise linear
 
 
 @dataclass(frozen=True)
 class Passes:
-    """A look for one picture size, as Pillow passes."""
+    """A look for one picture size: exactly one of its three ways of running is set."""
 
     plan: Plan
     point: tuple[int, ...] | None  # a per-channel table, the whole look
-    cube: ImageFilter.Color3DLUT | None  # the whole look, or what follows the state lookup
-    table: U8 | None  # gradient looks: (3, states * 256), read at ``plan.states + level``
+    cube: ImageFilter.Color3DLUT | None  # the whole look (a flat hue or colour overlay first)
+    kernel: fused.Kernel | None  # the plan, for the fused kernel
 
 
 def passes_for(recipe: Recipe, width: int, height: int) -> Passes:
-    """``recipe`` compiled to Pillow passes for ``width`` x ``height`` pictures (cached: a look
-    without gradients once whatever the size, a gradient look per size)."""
+    """``recipe`` compiled for ``width`` x ``height`` pictures (cached: a look without gradients
+    once whatever the size, a gradient look per size)."""
     if any(isinstance(o.source, Gradient) for o in recipe.overlays):
         return _positional(recipe, width, height)
     return _colour(recipe)
 
 
-@lru_cache(maxsize=8)  # 1.7 MB a cube (52^3 points); rebuilding one takes about 10 ms
+@lru_cache(maxsize=8)  # a cube is 1.7 MB (52^3 points); rebuilding one takes about 10 ms
 def _colour(recipe: Recipe) -> Passes:
     plan = plan_for(recipe, 1, 1)
     if plan.flat_first is None and not plan.tail:
         return Passes(plan, tuple(int(v) for v in plan.table.ravel()), None, None)
-    return Passes(plan, None, _cube(LOOK_GRID, lambda grid: floats(plan, _levels(grid))), None)
+    if plan.flat_first is not None:
+        cube = _cube(LOOK_GRID, lambda grid: floats(plan, _levels(grid)))
+        return Passes(plan, None, cube, None)
+    return Passes(plan, None, None, fused.kernel_for(plan))
 
 
 @lru_cache(maxsize=4)  # like plan_for: photos of one aspect ratio share one
 def _positional(recipe: Recipe, width: int, height: int) -> Passes:
     plan = plan_for(recipe, width, height)
-    table = plan.table if plan.table.dtype == np.uint8 else to_8bit(plan.table.astype(np.float32))
-    cube = _cube(TAIL_GRID, lambda grid: tail(plan, [grid[..., c].copy() for c in range(3)])) \
-        if plan.tail else None
-    return Passes(plan, None, cube, np.ascontiguousarray(table, dtype=np.uint8))
+    return Passes(plan, None, None, fused.kernel_for(plan))
 
 
 def run(passes: Passes, image: Image.Image) -> Image.Image:
     """``image`` (RGB) under the look; a new image."""
     if passes.point is not None:
         return image.point(list(passes.point))
-    if passes.table is None:
-        assert passes.cube is not None
+    if passes.cube is not None:
         return image.filter(passes.cube)
-    looked = Image.fromarray(_lookup(passes, np.asarray(image)))
-    return looked.filter(passes.cube) if passes.cube is not None else looked
-
-
-def _lookup(passes: Passes, pixels: U8) -> U8:
-    """The state-keyed table read at every pixel (gradient looks), in bands of rows so that
-    the index planes stay small and in cache."""
-    plan, table = passes.plan, passes.table
-    assert plan.states is not None and table is not None
-    out = np.empty(pixels.shape, dtype=np.uint8)
-    rows = max(1, BAND_PIXELS // pixels.shape[1])
-    index = np.empty((rows, pixels.shape[1]), dtype=np.int32)
-    for top in range(0, pixels.shape[0], rows):
-        band = slice(top, top + rows)
-        layer = pixels[band]
-        if plan.flat_first is not None:
-            layer = paint_flat(layer, plan.flat_first)
-        states, step = plan.states[band], index[:layer.shape[0]]
-        for channel in range(3):
-            np.add(states, layer[..., channel], out=step)
-            out[band, :, channel] = np.take(table[channel], step)
-    return out
+    assert passes.kernel is not None
+    return fused.run(passes.kernel, image)
 
 
 def _cube(size: int, evaluate: Callable[[F32], list[F32]]) -> ImageFilter.Color3DLUT:

@@ -21,8 +21,9 @@ from pipeline.settings import Encoding
 # inputs of the spec do not capture (decoder, resampling, colour conversion, metadata policy).
 PIPELINE_VERSION = 1
 # Bump when the looks' passes render the same recipe to other pixels (2: Pillow's C passes and
-# colour cubes, within the browser bound of the exact evaluation but not equal to it).
-LOOKS_VERSION = 2
+# colour cubes, within the browser bound of the exact evaluation but not equal to it; 3: the fused
+# kernel, equal to the exact evaluation for all but the two looks that keep a colour cube).
+LOOKS_VERSION = 3
 SPEC_LENGTH = 12
 
 

@@ -1,5 +1,6 @@
-"""The looks as Pillow passes: within the browser bound of the exact evaluation on photos the
-repo has never seen, and compiled once where the picture's size does not matter."""
+"""The looks as compiled passes: within the browser bound of the exact evaluation on photos the
+repo has never seen, each look run the way it should be, and compiled once where the picture's
+size does not matter."""
 
 from __future__ import annotations
 
@@ -53,15 +54,25 @@ def test_a_table_look_is_one_point_pass_equal_to_the_exact_look(
         name: str, unseen: list[Image.Image]) -> None:
     image = unseen[0]
     passes = passes_for(RECIPES[name], image.width, image.height)
-    assert passes.point is not None and passes.cube is None and passes.table is None
+    assert passes.point is not None and passes.cube is None and passes.kernel is None
     exact = execute(plan_for(RECIPES[name], image.width, image.height), np.asarray(image))
     assert np.array_equal(np.asarray(run(passes, image)), exact)
+
+
+def test_each_look_runs_as_a_table_a_cube_or_the_fused_kernel() -> None:
+    ways = {name: [w for w, part in zip(("point", "cube", "kernel"), (p.point, p.cube, p.kernel),
+                                         strict=True) if part is not None]
+            for name, p in ((n, passes_for(RECIPES[n], 64, 48)) for n in NAMES)}
+    assert {n for n, w in ways.items() if w == ["point"]} == {"kelvin", "lark"}
+    assert {n for n, w in ways.items() if w == ["cube"]} == {"maven", "willow"}  # flat hue/colour
+    assert {n for n, w in ways.items() if w == ["kernel"]} == set(NAMES) - {
+        "kelvin", "lark", "maven", "willow"}
 
 
 def test_a_colour_look_compiles_once_and_a_gradient_look_per_size() -> None:
     colour, gradient = RECIPES["clarendon"], RECIPES["earlybird"]
     assert passes_for(colour, 640, 480) is passes_for(colour, 480, 640)
-    assert passes_for(colour, 640, 480).cube is not None
+    assert passes_for(colour, 640, 480).kernel is not None
     assert passes_for(gradient, 640, 480) is not passes_for(gradient, 480, 640)
     shapes = [passes_for(gradient, w, h).plan.states.shape  # type: ignore[union-attr]
               for w, h in ((640, 480), (480, 640))]
