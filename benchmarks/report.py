@@ -47,7 +47,7 @@ TUNING = [
     "the same five files: progressive JPEG q85 4:2:0, WebP q80 method 4, no metadata):", "",
     "- photopipe: `pipeline.render` as the workers run it: JPEG draft decode at the largest "
     "power-of-two scale that covers the ladder, one resize to the working size, orientation, "
-    "the look as one colour cube, the smaller renditions cascaded.",
+    "the look as one pass of the fused kernel (exact), the smaller renditions cascaded.",
     "- pyvips: shrink-on-load at the largest power of two that still covers w1080, `autorot`, "
     "one lanczos3 `resize` to w1080, the look as `maplut` + `recomb` (photopipe's compiled "
     "table and matrix: exact, no cube), each rendition held in memory (`copy_memory`) and "
