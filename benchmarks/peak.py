@@ -22,7 +22,14 @@ from contextlib import ExitStack
 from typing import Any
 
 from benchmarks.common import machine, write
-from benchmarks.queue_run import cpu_by_role, per_photo, production, start_workers, until_ready
+from benchmarks.queue_run import (
+    S3_SERVERS,
+    cpu_by_role,
+    per_photo,
+    production,
+    start_workers,
+    until_ready,
+)
 from benchmarks.workload import phone_photo, sha256
 from pipeline.core import render
 from pipeline.producer import Upload, submit
@@ -33,10 +40,10 @@ from workers.publisher import CeleryPublisher
 LADDER, LOOK, TARGET = "classic", "clarendon", 25.0
 
 
-def measure(count: int, threads: int, concurrency: int) -> dict[str, Any]:
+def measure(count: int, threads: int, concurrency: int, s3: str = "moto") -> dict[str, Any]:
     uploads = [phone_photo(seed) for seed in (2011, 2012, 2013, 2014)]
     with ExitStack() as stack:
-        deployment = production(stack)
+        deployment = production(stack, s3)
         store, env = deployment.store, deployment.env
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})  # web tier
         start_workers(deployment, "--concurrency", str(concurrency))
@@ -54,7 +61,8 @@ def measure(count: int, threads: int, concurrency: int) -> dict[str, Any]:
         submitted = time.time() - started
         seconds = until_ready(env["PHOTOPIPE_DATABASE_URL"], count) - started
         cpu = per_photo(cpu_by_role() - before, count)
-    return {"photos": count, "threads": threads, "concurrency": concurrency, "seconds": seconds,
+    return {"photos": count, "threads": threads, "concurrency": concurrency, "s3": s3,
+            "seconds": seconds,
             "photos_per_s": count / seconds, "submit_seconds": submitted,
             "cpu_ms_per_photo": cpu, "render_ms": _render_ms(uploads),
             "upload_bytes": [len(u) for u in uploads],
@@ -78,8 +86,8 @@ def table(data: dict[str, Any]) -> str:
              f"bytes and alike), the classic ladder (sq612, sq306, sq150) under {LOOK}, "
              f"submitted from {data['threads']} threads, through RabbitMQ, two workers of "
              f"{data['concurrency']} pool process(es) each, "
-             "PostgreSQL and moto's S3 server, all on the machine's two cores "
-             "(`python -m benchmarks.peak`).", "",
+             f"PostgreSQL and {S3_SERVERS[data.get('s3', 'moto')]}, all on the machine's two "
+             "cores (`python -m benchmarks.peak`).", "",
              "| what | figure |", "| --- | ---: |",
              f"| photos per second, first submit to last commit | {rate:.1f} |",
              f"| target (Instagram's 2011 peak) | {TARGET:g} "
@@ -102,8 +110,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes a worker")
+    parser.add_argument("--s3", choices=sorted(S3_SERVERS), default="moto")
     args = parser.parse_args()
-    data = measure(args.photos, args.threads, args.concurrency)
+    data = measure(args.photos, args.threads, args.concurrency, args.s3)
     markdown = table(data)
     write("peak", markdown, data)
     print(markdown)

@@ -73,15 +73,20 @@ def measure(upload: Path, count: int) -> dict[str, Any]:
             "worker_peak_rss_mb": worker_rss, **io}
 
 
-def production(stack: ExitStack) -> Deployment:
-    """moto's S3 server, a RabbitMQ vhost and a PostgreSQL schema of the run's own, migrated,
-    and the deployment that runs photopipe on them; all of it ends with ``stack``."""
-    moto = stack.enter_context(contextmanager(services.moto_server)())
+S3_SERVERS = {"moto": "moto's S3 server", "ceph": "Ceph's RADOS gateway"}
+
+
+def production(stack: ExitStack, s3: str = "moto") -> Deployment:
+    """An S3 server (moto's, or Ceph's RADOS gateway), a RabbitMQ vhost and a PostgreSQL schema
+    of the run's own, migrated, and the deployment that runs photopipe on them; all of it ends
+    with ``stack``."""
+    logs = Path(stack.enter_context(tempdir()))
+    server = stack.enter_context(contextmanager(services.ceph_gateway)(logs) if s3 == "ceph"
+                                 else contextmanager(services.moto_server)())
     amqp = stack.enter_context(contextmanager(services.rabbit_vhost)())
     database = stack.enter_context(contextmanager(services.postgres_schema)())
-    logs = Path(stack.enter_context(tempdir()))
-    store = moto.store()
-    env = {**os.environ, **moto.env(), "PHOTOPIPE_BROKER_URL": amqp,
+    store = server.store()
+    env = {**os.environ, **server.env(), "PHOTOPIPE_BROKER_URL": amqp,
            "PHOTOPIPE_DATABASE_URL": database,
            "PHOTOPIPE_STORAGE_URL": f"s3://{store.bucket}/{store.prefix.rstrip('/')}"}
     deployment = Deployment(env, store, PostgresMetadata(database), logs)
@@ -174,6 +179,7 @@ def _io_share(data: bytes, store: Any, db: PostgresMetadata,
 
 
 ROLES = (("pipeline.cli worker", "photopipe"), ("moto.server", "S3 server"),
+         ("radosgw", "S3 server"), ("ceph-", "S3 server"),
          ("postgres", "PostgreSQL"), ("beam.smp", "RabbitMQ"))
 
 
