@@ -22,6 +22,15 @@ _JPEG_METADATA = {0xE1: "APP1", 0xE2: "APP2", 0xED: "APP13", 0xFE: "COM"}
 _WEBP_METADATA = {b"EXIF", b"XMP ", b"ICCP"}
 
 
+def small_photo(path: Path, box: int) -> Image.Image:
+    """A corpus photo as RGB, draft-decoded and scaled to fit ``box`` x ``box``."""
+    with Image.open(path) as image:
+        image.draft("RGB", (box, box))
+        small = image.convert("RGB")
+    small.thumbnail((box, box))
+    return small
+
+
 def manifest(root: Path) -> dict[str, dict[str, str]]:
     """MANIFEST.tsv of a photo folder, by path."""
     with (root / "MANIFEST.tsv").open(newline="") as handle:

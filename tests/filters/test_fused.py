@@ -5,8 +5,6 @@ bounds."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,24 +14,18 @@ from filters import _fused, fused
 from filters.compile import execute, plan_for
 from filters.looks import RECIPES
 from filters.passes import passes_for
-from tests.helpers import CORPUS
+from tests.helpers import CORPUS, small_photo
 
 KERNEL_LOOKS = [n for n in filters.names() if n != "normal"
                 and passes_for(RECIPES[n], 8, 8).kernel is not None]
 PHOTOS = sorted((CORPUS / "real").glob("*.jpg"))[1::6]
 
 
-def _photo(path: Path, box: int) -> Image.Image:
-    with Image.open(path) as image:
-        image.draft("RGB", (box, box))
-        small = image.convert("RGB")
-    small.thumbnail((box, box))
-    return small
 
 
 @pytest.fixture(scope="module")
 def photos() -> list[Image.Image]:
-    images = [_photo(path, 301 + 34 * i) for i, path in enumerate(PHOTOS)]
+    images = [small_photo(path, 301 + 34 * i) for i, path in enumerate(PHOTOS)]
     assert len(images) >= 3 and all((i.width * i.height) % 256 for i in images)  # a last block
     return images  # shorter than the others
 

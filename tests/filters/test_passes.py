@@ -4,8 +4,6 @@ size does not matter."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -14,24 +12,18 @@ import filters
 from filters.compile import execute, plan_for
 from filters.looks import RECIPES
 from filters.passes import LOOK_GRID, _cube, _levels, passes_for, run
-from tests.helpers import CORPUS
+from tests.helpers import CORPUS, small_photo
 
 NAMES = [n for n in filters.names() if n != "normal"]
 UNSEEN = sorted((CORPUS / "real").glob("*.jpg"))[::5]  # makers the references never used
 
 
-def _photo(path: Path, box: int) -> Image.Image:
-    with Image.open(path) as image:
-        image.draft("RGB", (box, box))
-        small = image.convert("RGB")
-    small.thumbnail((box, box))
-    return small
 
 
 @pytest.fixture(scope="module")
 def unseen() -> list[Image.Image]:
     assert len(UNSEEN) >= 4
-    return [_photo(path, 360 + 40 * i) for i, path in enumerate(UNSEEN)]
+    return [small_photo(path, 360 + 40 * i) for i, path in enumerate(UNSEEN)]
 
 
 @pytest.mark.parametrize("name", NAMES)
