@@ -21,8 +21,6 @@ KERNEL_LOOKS = [n for n in filters.names() if n != "normal"
 PHOTOS = sorted((CORPUS / "real").glob("*.jpg"))[1::6]
 
 
-
-
 @pytest.fixture(scope="module")
 def photos() -> list[Image.Image]:
     images = [small_photo(path, 301 + 34 * i) for i, path in enumerate(PHOTOS)]

@@ -18,8 +18,6 @@ NAMES = [n for n in filters.names() if n != "normal"]
 UNSEEN = sorted((CORPUS / "real").glob("*.jpg"))[::5]  # makers the references never used
 
 
-
-
 @pytest.fixture(scope="module")
 def unseen() -> list[Image.Image]:
     assert len(UNSEEN) >= 4
