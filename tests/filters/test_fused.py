@@ -91,6 +91,9 @@ def test_the_kernel_refuses_a_state_outside_its_table() -> None:
     states[29, 39] = -1
     with pytest.raises(ValueError, match="state outside"):
         _fused.apply(src, dst, 1200, table, is_float, states, kernel.ops)
+    states[29, 39], states[0, 0] = 0, table.shape[1]  # in the first block this time
+    with pytest.raises(ValueError, match="state outside"):
+        _fused.apply(src, dst, 1200, table, is_float, states, kernel.ops)
     with pytest.raises(ValueError, match="expected 1200"):
         _fused.apply(src, dst, 1200, table, is_float, states[:10], kernel.ops)
     with pytest.raises(ValueError, match="format i"):
