@@ -1,5 +1,5 @@
 """Instagram-style looks that render like CSSgram in a browser: numpy evaluates each recipe
-exactly once per look, and Pillow's C passes run it over the pixels.
+exactly once per look, and one compiled pass runs it over the pixels (see :mod:`filters.passes`).
 
 ``apply(image, name, strength)`` (numpy arrays) and ``apply_image`` (Pillow images) are the
 whole public surface, with ``names()``, ``get()`` and ``recipe()`` (what a look is made of,

@@ -27,7 +27,7 @@ def _look(recipe: Recipe) -> Look:
 
 
 def apply_recipe(recipe: Recipe, image: Image.Image) -> Image.Image:
-    """``image`` (RGB) under ``recipe``, as Pillow passes compiled for its size."""
+    """``image`` (RGB) under ``recipe``, as the passes compiled for its size."""
     return run(passes_for(recipe, image.width, image.height), image)
 
 
