@@ -28,9 +28,9 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from benchmarks.common import ROOT, machine, write
-from pipeline import ladders
-from pipeline.decode import decode
-from pipeline.renditions import render_ladder
+from pipeline.core import ladders
+from pipeline.core.decode import decode
+from pipeline.core.renditions import render_ladder
 from pipeline.settings import Limits
 
 CORPUS = ROOT.parent / "shared" / "photos" / "real"

@@ -22,10 +22,10 @@ from PIL import Image
 import filters
 import pipeline
 from benchmarks.common import peak_rss_mb
-from pipeline import ladders
-from pipeline.decode import decode, read_orientation
-from pipeline.encode import encode
-from pipeline.renditions import render_ladder
+from pipeline.core import ladders
+from pipeline.core.decode import decode, read_orientation
+from pipeline.core.encode import encode
+from pipeline.core.renditions import render_ladder
 from pipeline.settings import Encoding, Limits
 
 LOOK = "clarendon"

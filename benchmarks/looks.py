@@ -23,7 +23,7 @@ from PIL import Image
 
 import filters
 from benchmarks.common import ROOT, machine, run_peer, summary, timed, write
-from pipeline.decode import decode
+from pipeline.core.decode import decode
 from pipeline.settings import Limits
 
 SIZE = (1080, 1350)

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, machine, write
+from pipeline.core.startup import configure
 from pipeline.jobs import Job, Outcome, process
 from pipeline.metadata import NewPhoto
 from pipeline.metadata.sqlite import SqliteMetadata
 from pipeline.observability.registry import use_directory
 from pipeline.settings import Settings
-from pipeline.startup import configure
 from pipeline.storage.memory import MemoryStore
 
 if __name__ == "__main__":  # before prometheus_client loads, as `photopipe worker` does
@@ -53,7 +53,7 @@ class Bench:
 
     def __init__(self, folder: Path) -> None:
         self.settings = Settings(log_format="json")
-        configure(self.settings)
+        configure(self.settings.limits)
         self.store, self.db = MemoryStore(), SqliteMetadata(str(folder / "bench.db"))
         self.next_id = 1
         for index, path in enumerate(SAMPLES):

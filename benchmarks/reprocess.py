@@ -23,10 +23,10 @@ from typing import Any
 import psycopg
 
 from benchmarks.common import ROOT, machine, write
+from pipeline.core.spec import render_spec
 from pipeline.metadata.postgres import PostgresMetadata
 from pipeline.records import EPOCH_MS
 from pipeline.settings import Encoding
-from pipeline.spec import render_spec
 from tests import services
 from tests.faults.harness import deploy, files, settle, submit
 from tests.workers.harness import Deployment, wait_until

@@ -28,11 +28,11 @@ import psycopg
 from benchmarks.common import machine, write
 from pipeline.metadata import MetadataStore, NewPhoto, RenditionRow
 from pipeline.metadata.postgres import PostgresMetadata
+from pipeline.metadata.shards.admin import init
+from pipeline.metadata.shards.store import ShardedMetadata
 from pipeline.producer import Upload, submit
 from pipeline.records import Job, SourceInfo
 from pipeline.settings import Settings
-from pipeline.shards.admin import init
-from pipeline.shards.store import ShardedMetadata
 from pipeline.storage.memory import MemoryStore
 from tests import private
 

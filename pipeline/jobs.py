@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.core import check_options, render
-from pipeline.encode import CONTENT_TYPES
+from pipeline.core.encode import CONTENT_TYPES
+from pipeline.core.spec import render_spec
 from pipeline.errors import (
     ImageRejected,
     ObjectNotFound,
@@ -48,7 +49,6 @@ from pipeline.errors import (
 from pipeline.metadata import MetadataStore, NewPhoto, PhotoRow, RenditionRow
 from pipeline.records import Job
 from pipeline.settings import Settings
-from pipeline.spec import render_spec
 from pipeline.storage import ObjectStore
 
 __all__ = ["Job", "Measures", "Options", "Outcome", "backoff", "content_id", "file_id", "ingest",

@@ -18,10 +18,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
+from pipeline.core.spec import render_spec
 from pipeline.metadata import MetadataStore, PhotoRow, Rerender, Run, Selection
 from pipeline.records import Job
 from pipeline.settings import Encoding
-from pipeline.spec import render_spec
 
 BATCH = 500
 

@@ -60,7 +60,7 @@ def amqp_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_servers() -> Iterator[Any]:
     """Three PostgreSQL servers of the tests' own, the third behind pgbouncer."""
-    from tests.shards import cluster
+    from tests.metadata.shards import cluster
 
     with cluster.servers() as found:
         yield found
@@ -69,7 +69,7 @@ def pg_servers() -> Iterator[Any]:
 @pytest.fixture
 def shard_urls(pg_servers: Any) -> Iterator[list[str]]:
     """A fresh database on each of the three servers (the first is the catalog)."""
-    from tests.shards import cluster
+    from tests.metadata.shards import cluster
 
     with cluster.databases(pg_servers) as urls:
         yield urls

@@ -20,12 +20,12 @@ from celery import Task
 from celery.exceptions import Reject, Retry
 from celery.worker.request import Request
 
+from pipeline.core.startup import configure
 from pipeline.errors import PhotopipeError, TimedOut, classify
 from pipeline.jobs import Job, Outcome, process
 from pipeline.metadata import MetadataStore, open_metadata
 from pipeline.observability.report import report, running
 from pipeline.settings import Settings
-from pipeline.startup import configure
 from pipeline.storage import ObjectStore, open_store
 from workers.app import DEAD_QUEUE, TASK, make_app
 
@@ -46,7 +46,7 @@ def context() -> tuple[ObjectStore, MetadataStore, Settings]:
     pid = os.getpid()
     if pid not in _context:
         settings = Settings.from_env()
-        configure(settings)
+        configure(settings.limits)
         _context.clear()
         _context[pid] = (open_store(settings), open_metadata(settings), settings)
     return _context[pid]

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.cli import local, observe, reprocess, service, shards
+from pipeline.core.startup import configure
 from pipeline.settings import Settings
-from pipeline.startup import configure
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"photopipe: {exc}", file=sys.stderr)
         return 2
-    configure(settings)
+    configure(settings.limits)
     code: int = args.run(args, settings)
     return code
 

@@ -9,15 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import filters
-from pipeline import ladders
-from pipeline.errors import ImageRejected, PhotopipeError, TooLarge
-from pipeline.jobs import Options, file_id, ingest, reject
-from pipeline.jobs import Outcome as JobOutcome
-from pipeline.metadata import MetadataStore, open_metadata
-from pipeline.preview import contact_sheet
-from pipeline.settings import Settings
-from pipeline.storage import ObjectStore, open_store
-from pipeline.views import (
+from pipeline.cli.views import (
     Outcome,
     outcome_json,
     outcome_line,
@@ -25,6 +17,14 @@ from pipeline.views import (
     photo_text,
     storage_location,
 )
+from pipeline.core import ladders
+from pipeline.core.preview import contact_sheet
+from pipeline.errors import ImageRejected, PhotopipeError, TooLarge
+from pipeline.jobs import Options, file_id, ingest, reject
+from pipeline.jobs import Outcome as JobOutcome
+from pipeline.metadata import MetadataStore, open_metadata
+from pipeline.settings import Settings
+from pipeline.storage import ObjectStore, open_store
 
 
 def add_commands(commands: Any) -> None:

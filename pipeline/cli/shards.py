@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import PhotopipeError
+from pipeline.metadata.shards.map import MAX_LOGICAL
 from pipeline.settings import Settings
-from pipeline.shards.map import MAX_LOGICAL
 
 
 def add_commands(commands: Any) -> None:
@@ -33,7 +33,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _store(settings: Settings) -> Any:
-    from pipeline.shards.store import ShardedMetadata
+    from pipeline.metadata.shards.store import ShardedMetadata
 
     if urlsplit(settings.database_url).scheme not in ("postgresql", "postgres"):
         raise SystemExit("photopipe: shards need PostgreSQL (PHOTOPIPE_DATABASE_URL names the "
@@ -44,7 +44,7 @@ def _store(settings: Settings) -> Any:
 
 
 def run_init(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.shards.admin import init
+    from pipeline.metadata.shards.admin import init
 
     store = _store(settings)
     try:
@@ -61,7 +61,7 @@ def run_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.shards.admin import listing
+    from pipeline.metadata.shards.admin import listing
 
     store = _store(settings)
     try:
@@ -88,7 +88,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_move(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.shards.move import MoveRefused, move
+    from pipeline.metadata.shards.move import MoveRefused, move
 
     store = _store(settings)
     try:

@@ -4,8 +4,8 @@ The order matters: the container is identified from its magic bytes (never its n
 pixel and frame limits are checked against the header before a single pixel is decoded, JPEGs are
 decoded at the smallest DCT scale that still covers what the ladder needs, the pixels are
 resampled to the size the caller asks for, and only then converted through the source's ICC
-profile to 8-bit sRGB (see :mod:`pipeline.colour`) and oriented, so both steps touch the smaller
-picture.
+profile to 8-bit sRGB (see :mod:`pipeline.core.colour`) and oriented, so both steps touch the
+smaller picture.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from pipeline import errors
-from pipeline.colour import to_srgb
+from pipeline.core.colour import to_srgb
+from pipeline.core.renditions import resize
 from pipeline.records import SourceInfo
-from pipeline.renditions import resize
 from pipeline.settings import Limits
 
 # Containers photopipe decodes, by the Pillow plug-ins allowed to read each one. MPO (multi-picture

@@ -1,7 +1,7 @@
 """Encode renditions as JPEG or WebP carrying no metadata at all.
 
-The pictures handed in have an empty ``info`` (see :mod:`pipeline.colour`), and the encoders are
-called with explicit empty metadata as well, so no EXIF (GPS, serial numbers, MakerNote, the
+The pictures handed in have an empty ``info`` (see :mod:`pipeline.core.colour`), and the encoders
+are called with explicit empty metadata as well, so no EXIF (GPS, serial numbers, MakerNote, the
 embedded thumbnail), XMP, IPTC, comment or ICC profile can reach an output.
 """
 

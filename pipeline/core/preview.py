@@ -5,9 +5,9 @@ from __future__ import annotations
 from PIL import Image, ImageDraw, ImageFont
 
 import filters
-from pipeline.decode import decode
-from pipeline.encode import encode
-from pipeline.renditions import resize
+from pipeline.core.decode import decode
+from pipeline.core.encode import encode
+from pipeline.core.renditions import resize
 from pipeline.settings import Encoding, Limits
 
 LABEL_HEIGHT = 22

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 import filters
-from pipeline import ladders
-from pipeline.decode import decode
-from pipeline.encode import encode
+from pipeline.core import ladders
+from pipeline.core.decode import decode
+from pipeline.core.encode import encode
+from pipeline.core.renditions import render_ladder
 from pipeline.records import SourceInfo
-from pipeline.renditions import render_ladder
 from pipeline.settings import Encoding, Limits
 
 
@@ -63,7 +63,7 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
         data: the upload's bytes, untrusted.
         filter: a look from :func:`filters.names`, or None for none.
         strength: how much of the look, from 0 (none) to 1 (all of it).
-        ladder: a ladder from :data:`pipeline.ladders.LADDERS`.
+        ladder: a ladder from :data:`pipeline.core.ladders.LADDERS`.
         limits: what the upload may declare (default: :class:`Limits`'s defaults).
         encoding: encoder settings (default: JPEG q85, WebP q80).
 

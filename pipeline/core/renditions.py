@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pipeline.ladders import Rendition
+from pipeline.core.ladders import Rendition
 
 RESAMPLE = Image.Resampling.LANCZOS
 # Output rows resampled at a time. Pillow resamples width first, into an intermediate as wide as

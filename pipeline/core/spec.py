@@ -14,7 +14,7 @@ import json
 from functools import lru_cache
 
 import filters
-from pipeline import ladders
+from pipeline.core import ladders
 from pipeline.settings import Encoding
 
 # Bump when the same upload and options would render to other bytes for a reason the other

@@ -6,16 +6,16 @@ import warnings
 
 from PIL import Image, ImageFile
 
-from pipeline.settings import Settings
+from pipeline.settings import Limits
 
 
-def configure(settings: Settings) -> None:
-    """Set Pillow's process-wide knobs to agree with ``settings``.
+def configure(limits: Limits) -> None:
+    """Set Pillow's process-wide knobs to agree with ``limits``.
 
     photopipe checks the limits itself before decoding; Pillow's own decompression-bomb check is
     kept as a second line at the same pixel limit, and truncated files must raise rather than
     decode half a picture.
     """
-    Image.MAX_IMAGE_PIXELS = settings.limits.max_pixels
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -1,22 +1,8 @@
-"""Metadata: the port, its records, and :func:`open_metadata` to pick an implementation.
+"""The metadata port: the records a store reads and writes, and the store's protocol.
 
-A photo row moves ``queued -> processing -> ready | failed`` (and back to ``queued`` when an
-attempt is to be retried). Two counters on the row make racing renders safe:
-
-* ``generation`` is bumped by every request to render the photo (a submit, a resubmission with
-  other options). A job carries the generation it was queued for; a worker skips a job whose
-  generation the photo has moved past, or has already finished.
-* ``lease`` is bumped by every :meth:`MetadataStore.start`. A render's objects are written under
-  keys that name its generation and lease, and :meth:`~MetadataStore.finish` and
-  :meth:`~MetadataStore.fail` commit only while the lease is still the row's: of two renders
-  racing, the later start wins, and the loser knows that its objects (and only those) are
-  garbage.
-
-Every request to render writes its job into an outbox in the same transaction as the row
-(:meth:`~MetadataStore.create`); :meth:`~MetadataStore.relay` publishes unsent jobs, so a broker
-outage or a crash after the commit delays a job and never loses it.
-
-Every implementation passes the same contract tests (tests/metadata/test_contract.py).
+Every implementation (:mod:`~pipeline.metadata.sqlite`, :mod:`~pipeline.metadata.postgres`,
+:mod:`~pipeline.metadata.shards`) takes its records from here, a module that imports none of
+them back; :func:`pipeline.metadata.open_metadata` picks one.
 """
 
 from __future__ import annotations
@@ -24,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
 
 from pipeline.records import Job, SourceInfo
-from pipeline.settings import Settings
 
 Status = Literal["queued", "processing", "ready", "failed"]
 STATUSES: tuple[Status, ...] = ("queued", "processing", "ready", "failed")
@@ -290,24 +274,3 @@ class MetadataStore(Protocol):
     def close(self) -> None:
         """Release the connection."""
 
-
-def open_metadata(settings: Settings) -> MetadataStore:
-    """The metadata store ``settings.database_url`` names (``sqlite:///path`` or
-    ``postgresql://...``).
-
-    Raises:
-        ValueError: the URL's scheme is not one photopipe knows.
-    """
-    url = urlsplit(settings.database_url)
-    if url.scheme == "sqlite":
-        from pipeline.metadata.sqlite import SqliteMetadata
-
-        return SqliteMetadata(url.path or ":memory:")
-    if url.scheme in ("postgresql", "postgres"):
-        # One database, or the catalog of a shard map (pipeline.shards) when it holds one.
-        from pipeline.shards.store import ShardedMetadata
-
-        return ShardedMetadata(settings.database_url,
-                               statement_timeout_ms=settings.statement_timeout_ms,
-                               lock_timeout_ms=settings.lock_timeout_ms)
-    raise ValueError(f"unsupported PHOTOPIPE_DATABASE_URL scheme {url.scheme!r}")

@@ -86,7 +86,7 @@ class Link:
 class PostgresMetadata(SqlMetadata):
     """Photo and rendition rows in PostgreSQL: the database's own search path, or one logical
     shard's schema (``schema``, set by ``SET LOCAL`` in every transaction; see
-    :mod:`pipeline.shards`)."""
+    :mod:`pipeline.metadata.shards`)."""
 
     def __init__(self, url: str, *, connect_timeout: int = 10,
                  statement_timeout_ms: int = 30_000, lock_timeout_ms: int = 10_000,

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 from pipeline.errors import PhotoNotFound
-from pipeline.metadata import (
+from pipeline.metadata.port import (
     STATUSES,
     Backlog,
     Claim,

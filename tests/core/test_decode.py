@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline import errors
-from pipeline.decode import decode, read_orientation, sniff
+from pipeline.core.decode import decode, read_orientation, sniff
 from pipeline.settings import Limits
 from tests.helpers import CORPUS, PHOTOS
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from pipeline.encode import encode
+from pipeline.core.encode import encode
 from pipeline.settings import Encoding
 from tests.helpers import PHOTOS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from pipeline.renditions import BAND_ROWS, RESAMPLE, resize
+from pipeline.core.renditions import BAND_ROWS, RESAMPLE, resize
 
 
 def _photo_like(size: tuple[int, int]) -> Image.Image:

@@ -20,11 +20,11 @@ from pipeline.metadata import (
     open_metadata,
 )
 from pipeline.metadata.postgres import PostgresMetadata
+from pipeline.metadata.shards.admin import init
+from pipeline.metadata.shards.store import ShardedMetadata
 from pipeline.metadata.sqlite import SqliteMetadata
 from pipeline.records import EPOCH_MS, Job, SourceInfo
 from pipeline.settings import Settings
-from pipeline.shards.admin import init
-from pipeline.shards.store import ShardedMetadata
 
 SOURCE = SourceInfo("JPEG", 4032, 3024, 2_000_000, 1, 6)
 ROWS = [RenditionRow("w1080", "jpg", "photos/7/w1080.jpg", 1080, 1440, 200_000),

@@ -15,7 +15,7 @@ from PIL import Image, ImageFile
 
 import filters
 from pipeline import render
-from pipeline.decode import decode
+from pipeline.core.decode import decode
 from pipeline.errors import TooLarge, TooManyPixels
 from pipeline.jobs import Job, process
 from pipeline.metadata import NewPhoto

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core.spec import render_spec
 from pipeline.jobs import Options
 from pipeline.producer import resubmit
 from pipeline.settings import Encoding, Settings
-from pipeline.spec import render_spec
 from tests.faults.harness import deploy, files, settle, submit
 from tests.services import S3Server
 from tests.workers.harness import ROOT, Deployment, wait_until

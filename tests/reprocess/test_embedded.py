@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ladders, reprocess
+from pipeline import reprocess
+from pipeline.core import ladders
+from pipeline.core.spec import render_spec
 from pipeline.metadata import Selection
 from pipeline.metadata.sqlite import SqliteMetadata
 from pipeline.settings import Encoding
-from pipeline.spec import render_spec
 from tests.workers.harness import photo
 
 ROOT = Path(__file__).resolve().parents[2]

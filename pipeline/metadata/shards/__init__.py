@@ -6,9 +6,9 @@ whose ids carry the shard's number), on one of a few physical databases. Which d
 which shard is data, the **shard map**, kept in a catalog in the database
 ``PHOTOPIPE_DATABASE_URL`` names, with a version that every process re-reads when it changes.
 
-- :mod:`~pipeline.shards.map`: the map itself, placement by user and routing by id.
-- :mod:`~pipeline.shards.catalog`: the map's tables in the catalog database.
-- :mod:`~pipeline.shards.store`: :class:`~pipeline.shards.store.ShardedMetadata`, the metadata
-  port routed to the right database and schema, fanning out what spans shards.
-- :mod:`~pipeline.shards.move`: moving one logical shard to another database, whole.
+- :mod:`~pipeline.metadata.shards.map`: the map itself, placement by user and routing by id.
+- :mod:`~pipeline.metadata.shards.catalog`: the map's tables in the catalog database.
+- :mod:`~pipeline.metadata.shards.store`: :class:`~.store.ShardedMetadata`, the metadata port
+  routed to the right database and schema, fanning out what spans shards.
+- :mod:`~pipeline.metadata.shards.move`: moving one logical shard to another database, whole.
 """

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.shards.catalog import Catalog
-from pipeline.shards.map import ShardMap
-from pipeline.shards.store import ShardedMetadata
+from pipeline.metadata.shards.catalog import Catalog
+from pipeline.metadata.shards.map import ShardMap
+from pipeline.metadata.shards.store import ShardedMetadata
 
 
 @dataclass(frozen=True)

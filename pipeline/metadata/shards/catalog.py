@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pipeline.errors import ConfigurationError
 from pipeline.metadata.postgres import PostgresMetadata
-from pipeline.shards.map import ShardMap
+from pipeline.metadata.shards.map import ShardMap
 
 _TABLES = """
 CREATE SCHEMA IF NOT EXISTS shardmap;

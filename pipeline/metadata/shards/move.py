@@ -27,10 +27,10 @@ import uuid
 from typing import Any
 
 from pipeline.metadata.postgres import PostgresMetadata
+from pipeline.metadata.shards.catalog import Catalog
+from pipeline.metadata.shards.map import schema
+from pipeline.metadata.shards.store import ShardedMetadata
 from pipeline.metadata.sql import Cursor
-from pipeline.shards.catalog import Catalog
-from pipeline.shards.map import schema
-from pipeline.shards.store import ShardedMetadata
 
 TABLES = ("photos", "renditions", "outbox")  # renditions after photos (its foreign key)
 CLAIM_SECONDS = 60

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Literal, TypeVar
 
 from pipeline.errors import DatabaseRejected, DatabaseUnavailable
-from pipeline.metadata import (
+from pipeline.metadata.port import (
     STATUSES,
     Backlog,
     Claim,
@@ -31,9 +31,9 @@ from pipeline.metadata import (
     Status,
 )
 from pipeline.metadata.postgres import Link, PostgresMetadata, ShardMoved
+from pipeline.metadata.shards.catalog import Catalog
+from pipeline.metadata.shards.map import ShardMap, schema
 from pipeline.records import Job, SourceInfo
-from pipeline.shards.catalog import Catalog
-from pipeline.shards.map import ShardMap, schema
 
 T = TypeVar("T")
 RELAY_SWEEP = 64  # outboxes a relay round visits in turn, beyond those with jobs

@@ -16,14 +16,14 @@ import psycopg
 import pytest
 
 from pipeline.errors import DatabaseUnavailable
+from pipeline.metadata.shards.map import schema, shard_bits
+from pipeline.metadata.shards.store import ShardedMetadata
 from pipeline.producer import Upload, submit
 from pipeline.settings import Settings
-from pipeline.shards.map import schema, shard_bits
-from pipeline.shards.store import ShardedMetadata
 from tests.faults.harness import FAST_RETRIES
+from tests.metadata.shards.cluster import Servers
+from tests.metadata.shards.test_sharded import _direct, _schemas
 from tests.services import S3Server
-from tests.shards.cluster import Servers
-from tests.shards.test_sharded import _direct, _schemas
 from tests.workers.harness import Deployment, photo, wait_until
 from workers.app import make_app
 from workers.publisher import CeleryPublisher

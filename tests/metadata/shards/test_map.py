@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.shards.map import MAX_LOGICAL, ShardMap, schema, shard_bits
+from pipeline.metadata.shards.map import MAX_LOGICAL, ShardMap, schema, shard_bits
 
 URLS = ["postgresql://a/db", "postgresql://b/db", "postgresql://c/db"]
 

@@ -18,13 +18,13 @@ import pytest
 
 from pipeline.errors import DatabaseUnavailable
 from pipeline.metadata import NewPhoto, RenditionRow, Selection
+from pipeline.metadata.shards.admin import init
+from pipeline.metadata.shards.catalog import MapExists
+from pipeline.metadata.shards.map import schema, shard_bits
+from pipeline.metadata.shards.move import MoveRefused, move
+from pipeline.metadata.shards.store import ShardedMetadata
 from pipeline.records import SourceInfo
-from pipeline.shards.admin import init
-from pipeline.shards.catalog import MapExists
-from pipeline.shards.map import schema, shard_bits
-from pipeline.shards.move import MoveRefused, move
-from pipeline.shards.store import ShardedMetadata
-from tests.shards.cluster import Servers
+from tests.metadata.shards.cluster import Servers
 from tests.workers.harness import ROOT
 
 T = TypeVar("T")
@@ -236,7 +236,7 @@ def test_shards_commands(shard_urls: list[str]) -> None:
 
 def test_a_relay_round_finds_outboxes_with_jobs_beyond_its_sweep(
         store: ShardedMetadata, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.shards import store as sharded
+    from pipeline.metadata.shards import store as sharded
 
     monkeypatch.setattr(sharded, "RELAY_SWEEP", 4)
     ids = {store.allocate_id(user) for user in (10, 40)}
