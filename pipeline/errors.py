@@ -19,7 +19,8 @@
     │       └── BrokerRejected        authentication, missing vhost
     ├── AttemptFailed             this render went wrong, not the photo: retry within a bound
     │   ├── TimedOut              code ``timeout``: over the task's time limit
-    │   ├── OutOfMemory           code ``out_of_memory``: an allocation failed
+    │   ├── OutOfMemory           code ``out_of_memory``: an allocation failed, or a decode
+    │   │                         needs more than the process can get (never a verdict)
     │   └── InternalError         code ``internal_error``: a bug of ours (the type is kept)
     └── TransientError            a dependency is down or slow: wait it out, spend no attempt
         ├── StorageUnavailable
@@ -134,7 +135,9 @@ class TimedOut(AttemptFailed):
 
 
 class OutOfMemory(AttemptFailed):
-    """An allocation failed (the process's address-space limit, or the machine's memory)."""
+    """An allocation failed, or a decode would need more than the process can get (its
+    address-space limit, its memory cgroups, the machine): this process's state, not the
+    image's, so it is retried like any attempt that failed for a reason of its own."""
 
     code = "out_of_memory"
 

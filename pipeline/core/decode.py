@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from pipeline import errors
+from pipeline.core import memory
 from pipeline.core.colour import to_srgb
 from pipeline.core.renditions import resize
 from pipeline.records import SourceInfo
@@ -95,11 +96,14 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
 
     Raises:
         ImageRejected: one of its subclasses, with a one-line message.
+        OutOfMemory: the decode needs more memory than this process can get (said before
+            decoding when the header shows it, or when a decoder's failure is explained by it).
     """
     if len(data) > limits.max_bytes:
         raise errors.TooLarge(f"{len(data)} bytes is over the limit of {limits.max_bytes}")
     family = sniff(data)
-    with _decoder(family):
+    available = memory.headroom()  # before opening: libwebp allocates its canvases there
+    with _decoder(family, available, _open_need(data, family)):
         image = Image.open(io.BytesIO(data), formats=_PLUGINS[family])
         frames = _check_declared(image, limits)
     orientation = read_orientation(image)
@@ -107,6 +111,9 @@ def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
     with _decoder(family):
         if image.format in ("JPEG", "MPO") and min(need) > 0:
             image.draft(image.mode, _swap_axes(need, orientation))
+    needed = decode_need(image, declared)
+    _check_memory(family, needed, available)
+    with _decoder(family, available, needed):
         image.load()
     source = SourceInfo(image.format or family, *declared, len(data), frames, orientation)
     srgb = to_srgb(image, None if fit is None else _resizer(fit, orientation))
@@ -174,17 +181,90 @@ DECODER_ERRORS: tuple[type[Exception], ...] = (
 
 
 @contextmanager
-def _decoder(family: str) -> Iterator[None]:
+def _decoder(family: str, available: int | None = None, needed: int = 0) -> Iterator[None]:
     """Turn what a decoder raises on hostile input into an :class:`ImageRejected`.
 
     Only the calls that parse the upload's bytes run inside: opening, counting frames, drafting
     and loading. Decoders fail on crafted files with many exception types (OSError, SyntaxError,
-    struct.error, EOFError, ValueError, IndexError...), listed in :data:`DECODER_ERRORS`.
+    struct.error, EOFError, ValueError, IndexError...), listed in :data:`DECODER_ERRORS`. Some
+    report a failed allocation the same way: a failure of a step that needs ``needed`` bytes
+    is :class:`~pipeline.errors.OutOfMemory`, not a verdict, when memory explains it (the
+    process had less than :data:`MEMORY_DOUBT` times that ``available`` before decoding).
     """
     try:
         yield
     except DECODER_ERRORS as exc:
+        if needed:
+            _check_memory(family, needed * MEMORY_DOUBT, available, cause=exc)
         raise _rejection(family, exc) from exc
+
+
+# A decoder's failure is read as memory's when its estimated need, this many times over, is more
+# than the process could still get: the estimate leaves out the decoders' own small buffers.
+MEMORY_DOUBT = 2
+
+
+def decode_need(image: Image.Image, declared: tuple[int, int]) -> int:
+    """Bytes that decoding ``image`` (opened, drafted) and turning it into RGB will hold at once.
+
+    The decoded picture (Pillow keeps 4 bytes a pixel for every mode wider than one byte), the
+    conversions :func:`~pipeline.core.colour.to_srgb` makes at full size before it resizes (one
+    RGB copy; three RGBA ones to flatten alpha), and the decoders' own full-size buffers: a
+    progressive JPEG's coefficients (2 bytes a sample at the declared size, whatever the DCT
+    scale), libwebp's output and canvases (three RGBA frames).
+    """
+    width, height = image.size
+    pixels = width * height
+    decoded = pixels * (1 if image.mode in ("1", "L", "P") else 4)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        copies = 3 * pixels * 4
+    else:
+        copies = 0 if image.mode == "RGB" else pixels * 4
+    return decoded + copies + _decoder_buffers(image, declared[0] * declared[1])
+
+
+def _decoder_buffers(image: Image.Image, declared_pixels: int) -> int:
+    if image.format == "WEBP":
+        return 3 * declared_pixels * 4
+    if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
+        return declared_pixels * len(image.getbands()) * 2
+    return 0
+
+
+def _open_need(data: bytes, family: str) -> int:
+    """What opening ``data`` allocates: only libwebp decodes at open (its canvases and the
+    frame it hands over), sized from the WebP's own header."""
+    if family != "WEBP":
+        return 0
+    width, height = webp_canvas(data)
+    return 4 * width * height * 4
+
+
+def webp_canvas(data: bytes) -> tuple[int, int]:
+    """The canvas size a WebP's first chunk declares (VP8X, lossless VP8L or lossy VP8);
+    (0, 0) when the header is too short or of another kind."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30],
+                                                                             "little")
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and len(data) >= 30:
+        return (int.from_bytes(data[26:28], "little") & 0x3FFF,
+                int.from_bytes(data[28:30], "little") & 0x3FFF)
+    return 0, 0
+
+
+def _check_memory(family: str, needed: int, available: int | None,
+                  cause: BaseException | None = None) -> None:
+    """Raise OutOfMemory when ``needed`` bytes are more than the ``available`` ones."""
+    if available is None or needed <= available:
+        return
+    what = "failed" if cause is not None else "was not tried"
+    raise errors.OutOfMemory(
+        f"decoding this {family} needs up to {needed >> 20} MB and this process could get "
+        f"{available >> 20} MB: the decode {what}") from cause
 
 
 def _rejection(family: str, exc: Exception) -> errors.ImageRejected:

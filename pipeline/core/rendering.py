@@ -69,6 +69,8 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
 
     Raises:
         ImageRejected: the upload is not a picture photopipe will render (its ``code`` says why).
+        OutOfMemory: decoding it needs more memory than this process can get (not a verdict:
+            the job retries it within its attempts).
         ValueError: an argument is wrong (unknown look or ladder, strength out of range).
     """
     spec = check_options(ladder, filter, strength)
