@@ -74,6 +74,7 @@ class Settings:
     retry_backoff: float = 1.0
     retry_backoff_max: float = 60.0
     submit_patience: float = 15.0
+    stuck_after: float = 900.0
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
     log_format: str = "plain"
@@ -90,6 +91,8 @@ class Settings:
             raise ValueError("outage_patience must not be negative")
         if not 0 < self.retry_backoff <= self.retry_backoff_max:
             raise ValueError("retry_backoff must be positive and at most retry_backoff_max")
+        if self.stuck_after <= 0:
+            raise ValueError("PHOTOPIPE_STUCK_AFTER must be a positive number of seconds")
         if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1:
             raise ValueError("database timeouts must be positive")
         if self.log_format not in LOG_FORMATS:
@@ -142,6 +145,10 @@ class Settings:
             # Seconds `submit` retries a transient failure before it gives up (the web tier
             # is waiting for it).
             submit_patience=_float(env, "PHOTOPIPE_SUBMIT_PATIENCE", 15.0),
+            # Seconds a photo may wait with no job in the outbox (queued, or processing past
+            # the task's time limit) before the stuck sweep gives it a new one: its job was
+            # lost by the broker. The workers sweep every quarter of it.
+            stuck_after=_float(env, "PHOTOPIPE_STUCK_AFTER", 900.0),
             # Milliseconds any one SQL statement, and any wait for a row lock, may take.
             statement_timeout_ms=_int(env, "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS", 30_000),
             lock_timeout_ms=_int(env, "PHOTOPIPE_DB_LOCK_TIMEOUT_MS", 10_000),

@@ -22,6 +22,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "PHOTOPIPE_RETRY_BACKOFF": ("0.25", "retry_backoff", 0.25),
     "PHOTOPIPE_RETRY_BACKOFF_MAX": ("9", "retry_backoff_max", 9.0),
     "PHOTOPIPE_SUBMIT_PATIENCE": ("3", "submit_patience", 3.0),
+    "PHOTOPIPE_STUCK_AFTER": ("120", "stuck_after", 120.0),
     "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS": ("1234", "statement_timeout_ms", 1234),
     "PHOTOPIPE_DB_LOCK_TIMEOUT_MS": ("567", "lock_timeout_ms", 567),
     "PHOTOPIPE_LOG_FORMAT": ("json", "log_format", "json"),
@@ -83,3 +84,5 @@ def test_bad_values_say_which_variable() -> None:
         Settings.from_env({"PHOTOPIPE_JPEG_SUBSAMPLING": "4:1:1"})
     with pytest.raises(ValueError, match="task_time_limit"):
         Settings.from_env({"PHOTOPIPE_TASK_TIME_LIMIT": "1"})
+    with pytest.raises(ValueError, match="PHOTOPIPE_STUCK_AFTER"):
+        Settings.from_env({"PHOTOPIPE_STUCK_AFTER": "0"})

@@ -1,16 +1,18 @@
-"""The commands of the production path: submit, worker, relay, status, db upgrade."""
+"""The commands of the production path: submit, worker, relay, sweep, status, db upgrade."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import socket
 import sys
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+from pipeline import sweep
 from pipeline.cli import observe
 from pipeline.errors import (
     BrokerRejected,
@@ -19,8 +21,10 @@ from pipeline.errors import (
     PhotopipeError,
     TooLarge,
 )
+from pipeline.jobs import process
 from pipeline.metadata import MetadataStore, open_metadata
 from pipeline.producer import InProcess, Publisher, Upload, submit
+from pipeline.records import Job
 from pipeline.relay import drain
 from pipeline.relay import run as relay_loop
 from pipeline.settings import Settings
@@ -48,6 +52,11 @@ def add_commands(commands: Any) -> None:
     relay.add_argument("--once", action="store_true", help="drain the outbox once and exit")
     relay.add_argument("--interval", type=float, default=1.0, metavar="SECONDS")
     relay.set_defaults(run=run_relay)
+    stuck = commands.add_parser("sweep", help="queue again the photos whose job was lost")
+    stuck.add_argument("--dry-run", action="store_true", help="say what it would queue")
+    stuck.add_argument("--limit", type=int, default=sweep.STUCK_LIMIT, metavar="N")
+    stuck.add_argument("--json", action="store_true")
+    stuck.set_defaults(run=run_sweep)
     status = commands.add_parser("status", help="photos per state and the queue's depth")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=run_status)
@@ -120,6 +129,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     def start_relay(**_: Any) -> None:  # in the main process, once the pool is up
         threading.Thread(target=relay_loop, args=(db, publisher.publish, stop),
                          name="photopipe-relay", daemon=True).start()
+        start_sweeper(settings, stop)
 
     signals.worker_ready.connect(start_relay, weak=False)
     # One node name per process: two workers on a host must not share a remote-control queue.
@@ -131,6 +141,54 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         stop.set()
     return 0
+
+
+def start_sweeper(settings: Settings, stop: threading.Event) -> None:
+    """The stuck sweep in a thread of the worker's main process, with its own store."""
+    from pipeline.observability import metrics
+
+    def report(result: sweep.Rescue) -> None:
+        metrics.SWEEP_REQUEUED.inc(len(result.requeued))
+
+    threading.Thread(target=sweep.run, args=(settings, lambda: open_metadata(settings),
+                                             lambda: _queue_depth(settings) or 0, stop),
+                     kwargs={"holder": f"{socket.gethostname()}:{os.getpid()}",
+                             "report": report},
+                     name="photopipe-sweep", daemon=True).start()
+
+
+def run_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    """One pass of the stuck sweep now; without a broker, the jobs it queues run here."""
+    db = _checked_metadata(settings)
+    if db is None:
+        return 2
+    try:
+        result = sweep.rescue(db, settings, lambda: _queue_depth(settings) or 0,
+                              limit=args.limit, dry_run=args.dry_run)
+        if result.requeued and not settings.broker_url:
+            _run_here(db, open_store(settings), settings)
+    except PhotopipeError as exc:
+        print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps({"found": [str(j.photo_id) for j in result.found],
+                          "requeued": [str(j.photo_id) for j in result.requeued],
+                          "queue_depth": result.waiting, "held_back": result.held_back}))
+    else:
+        print(sweep.describe(result, settings) if result.found else
+              f"sweep: no photo has waited over {settings.stuck_after:g} s with no job")
+    return 0
+
+
+def _run_here(db: MetadataStore, store: ObjectStore, settings: Settings) -> None:
+    """Without a broker: take the outbox's jobs out, then run each (not inside the relay's
+    transaction, which the job's own commits would have to nest in)."""
+    jobs: list[Job] = []
+    drain(db, jobs.append)
+    for job in jobs:
+        process(job, store, db, settings)
 
 
 def run_relay(args: argparse.Namespace, settings: Settings) -> int:
@@ -164,8 +222,10 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
     db = _checked_metadata(settings)
     if db is None:
         return 2
+    processing_for = max(settings.stuck_after, float(settings.task_time_limit))
     try:
         counts, outbox = db.counts(), db.outbox_size()
+        stuck = len(db.stuck(settings.stuck_after, processing_for, sweep.STUCK_LIMIT))
     except PhotopipeError as exc:
         print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -180,11 +240,14 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         queue: dict[str, Any] = {"depth": depth, "outbox": outbox}
         if broker_error is not None:
             queue["error"] = broker_error
-        print(json.dumps({"photos": counts, "queue": queue}))
+        print(json.dumps({"photos": counts, "queue": queue, "stuck": stuck}))
     else:
         print("  ".join(f"{state} {n}" for state, n in counts.items()) +
               f"  queue {'-' if depth is None else depth}  outbox {outbox}" +
               (f"  (broker: {broker_error})" if broker_error else ""))
+        if stuck:
+            print(f"stuck {stuck}: waited over {settings.stuck_after:g} s with no job (lost by "
+                  "the broker?); the workers' sweep or `photopipe sweep` queues them again")
     return 0 if broker_error is None else 1
 
 

@@ -112,6 +112,9 @@ class Backlog:
     oldest_queued: float | None  # seconds since the longest-waiting photo was queued
     outbox: int
     oldest_outbox: float | None  # seconds since the oldest unsent job was committed
+    # Seconds since the longest-waiting ``queued`` photo with no job in the outbox was queued:
+    # its job is on the broker, or lost (what the stuck sweep finds after a while).
+    oldest_without_job: float | None = None
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,22 @@ class MetadataStore(Protocol):
 
     def outbox_size(self) -> int:
         """How many jobs wait in the outbox."""
+
+    def stuck(self, queued_for: float, processing_for: float, limit: int) -> list[Job]:
+        """Photos no job may ever render, longest-waiting first, at most ``limit``: with no
+        job in the outbox, ``queued`` for over ``queued_for`` seconds, or ``processing`` under
+        a lease taken over ``processing_for`` seconds ago (the database's clock). Each as the
+        job that would render its current generation."""
+
+    def requeue_stuck(self, jobs: Sequence[Job], queued_for: float,
+                      processing_for: float) -> list[Job]:
+        """Of ``jobs``, those still stuck as :meth:`stuck` finds them (same generation): their
+        job into the outbox and their wait restarted, in one transaction (a shard's, sharded),
+        so a photo is queued again at most once per ``queued_for``. Returns those queued."""
+
+    def take_turn(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold the fleet-wide turn ``name`` for ``seconds`` if no other ``holder`` holds it
+        now (one sweeper at a time, however many workers try); whether ``holder`` has it."""
 
     def backlog(self) -> Backlog:
         """How many photos wait to be rendered and jobs to be published, and for how long

@@ -93,6 +93,7 @@ class SqlMetadata:
     EPOCH = "extract(epoch FROM {})"  # a timestamp as seconds since 1970 (float)
     LOCK = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    LATER = "now() + make_interval(secs => %s)"  # a parameter's seconds from now
 
     def _transaction(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
@@ -189,6 +190,43 @@ class SqlMetadata:
             cur.execute("SELECT count(*) AS n FROM outbox")
             return int(cur.fetchone()["n"])
 
+    def stuck(self, queued_for: float, processing_for: float, limit: int) -> list[Job]:
+        with self._transaction() as cur:
+            cur.execute(f"SELECT id, generation FROM photos WHERE {self._stuck()} "
+                        "ORDER BY updated_at, id LIMIT %s", (queued_for, processing_for, limit))
+            return [Job(int(r["id"]), int(r["generation"])) for r in cur.fetchall()]
+
+    def requeue_stuck(self, jobs: Sequence[Job], queued_for: float,
+                      processing_for: float) -> list[Job]:
+        queued: list[Job] = []
+        with self._transaction() as cur:
+            for job in jobs:
+                cur.execute(self._sql("UPDATE photos SET updated_at = {now} ") +
+                            f"WHERE id = %s AND generation = %s AND {self._stuck()} RETURNING id",
+                            (job.photo_id, job.generation, queued_for, processing_for))
+                if cur.fetchone() is not None:
+                    queued.append(Job(job.photo_id, job.generation))
+            cur.executemany("INSERT INTO outbox (photo_id, generation) VALUES (%s, %s)",
+                            [(job.photo_id, job.generation) for job in queued])
+        return queued
+
+    def _stuck(self) -> str:
+        """Rows no job may render: two parameters, the seconds a queued and a processing row
+        must have waited (since ``updated_at``, which every change of state sets)."""
+        waited = f"{self.EPOCH.format(self.NOW)} - {self.EPOCH.format('updated_at')}"
+        return (f"(status = 'queued' AND {waited} > %s OR status = 'processing' AND {waited} > %s)"
+                " AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.photo_id = photos.id)")
+
+    def take_turn(self, name: str, holder: str, seconds: float) -> bool:
+        with self._transaction() as cur:
+            cur.execute(
+                f"INSERT INTO sweep_turns (name, holder, until) VALUES (%s, %s, {self.LATER}) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                f"until = excluded.until WHERE sweep_turns.until <= {self.NOW} "
+                "OR sweep_turns.holder = excluded.holder RETURNING holder",
+                (name, holder, seconds))
+            return cur.fetchone() is not None
+
     def backlog(self) -> Backlog:
         now = self.EPOCH.format(self.NOW)
         with self._transaction() as cur:
@@ -198,8 +236,12 @@ class SqlMetadata:
             cur.execute(f"SELECT count(*) AS n, {now} - min({self.EPOCH.format('created_at')})"
                         " AS age FROM outbox")
             outbox = cur.fetchone()
+            cur.execute(f"SELECT {now} - min({self.EPOCH.format('updated_at')}) AS age "
+                        "FROM photos WHERE status = 'queued' AND NOT EXISTS "
+                        "(SELECT 1 FROM outbox WHERE outbox.photo_id = photos.id)")
+            without_job = cur.fetchone()
         return Backlog(int(photos["n"]), _seconds(photos["age"]), int(outbox["n"]),
-                       _seconds(outbox["age"]))
+                       _seconds(outbox["age"]), _seconds(without_job["age"]))
 
     def get(self, photo_id: int) -> PhotoRow | None:
         with self._transaction() as cur:

@@ -93,6 +93,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX reprocess_runs_key ON reprocess_runs (key, state);
     """,
+    """
+    CREATE TABLE sweep_turns (
+        name    TEXT PRIMARY KEY,
+        holder  TEXT NOT NULL,
+        until   TEXT NOT NULL
+    );
+    """,
 )
 _TRANSIENT_TEXT = ("locked", "busy", "disk i/o error", "database or disk is full")
 _REJECTED_TEXT = ("unable to open", "not a database", "no such table", "no such column",
@@ -134,6 +141,7 @@ class SqliteMetadata(SqlMetadata):
 
     NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
     EPOCH = "((julianday({}) - 2440587.5) * 86400.0)"
+    LATER = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || %s || ' seconds')"
     LOCK = ""  # BEGIN IMMEDIATE already serialises every writer
     SKIP_LOCKED = ""
 

@@ -54,6 +54,8 @@ IN_PROGRESS = Gauge("photopipe_jobs_in_progress", "Jobs being processed now",
                     multiprocess_mode="livesum")
 POOL_SIZE = Gauge("photopipe_worker_pool_size", "Pool processes the worker runs jobs in",
                   multiprocess_mode="livesum")
+SWEEP_REQUEUED = Counter("photopipe_sweep_requeued_total",
+                         "Photos the stuck sweep queued again: their job was lost by the broker")
 BYTES = Counter("photopipe_rendition_bytes_total", "Bytes of renditions written, by format",
                 ["format"])
 CPU = Histogram("photopipe_render_cpu_seconds",

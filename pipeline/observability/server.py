@@ -58,6 +58,10 @@ def _backlog(backlog: Backlog) -> Iterator[Metric]:
                             value=backlog.oldest_queued or 0.0)
     yield GaugeMetricFamily("photopipe_outbox_jobs", "Jobs committed, not yet on the broker",
                             value=backlog.outbox)
+    yield GaugeMetricFamily("photopipe_backlog_without_job_oldest_seconds",
+                            "Seconds the oldest queued photo with no job in the outbox has "
+                            "waited (its job is on the broker, or lost)",
+                            value=backlog.oldest_without_job or 0.0)
     yield GaugeMetricFamily("photopipe_outbox_oldest_seconds",
                             "How long the oldest unsent job has waited in the outbox",
                             value=backlog.oldest_outbox or 0.0)

@@ -191,11 +191,68 @@ def test_backlog_counts_what_waits_and_how_long_the_oldest_has(db: MetadataStore
     assert (backlog.queued, backlog.outbox) == (3, 2)
     assert backlog.oldest_queued is not None and backlog.oldest_outbox is not None
     assert 0.35 <= backlog.oldest_queued < 5 and 0.35 <= backlog.oldest_outbox < 5
+    # photo 3 was queued with no job, after the wait of the others began
+    assert backlog.oldest_without_job is not None and backlog.oldest_without_job < 0.35
     db.relay(lambda job: None)
     db.start(first)  # processing: no longer waiting; the oldest waiting is now photo 2
     backlog = db.backlog()
     assert (backlog.queued, backlog.outbox, backlog.oldest_outbox) == (2, 0, None)
     assert backlog.oldest_queued is not None and backlog.oldest_queued < 0.35
+    assert backlog.oldest_without_job == pytest.approx(backlog.oldest_queued, abs=0.05)
+
+
+def _lost(db: MetadataStore, photo: NewPhoto) -> Job:
+    """A photo queued whose job left the outbox and never reached a worker."""
+    job = db.create(photo)
+    db.relay(lambda j: None, photo_id=photo.id)
+    return job
+
+
+def test_stuck_finds_photos_no_job_will_render_longest_waiting_first(db: MetadataStore) -> None:
+    lost = _lost(db, NewPhoto(7, "originals/7"))
+    db.create(NewPhoto(9, "originals/9"))  # its job still in the outbox: on its way
+    _ready(db, NewPhoto(10, "originals/10"))
+    db.relay(lambda j: None, photo_id=10)
+    running = db.create(NewPhoto(8, "originals/8"))
+    db.relay(lambda j: None, photo_id=8)
+    db.create(NewPhoto(11, "originals/11"))
+    time.sleep(0.3)
+    db.start(running)  # processing since now
+    db.relay(lambda j: None, photo_id=11)  # published too, after the others' waits began
+    assert db.stuck(0.2, 0.2, 10) == [lost, Job(11, 1)]  # 8's lease is newer than 0.2 s
+    assert db.stuck(0.2, 0.0, 10) == [lost, Job(11, 1), running]
+    assert db.stuck(0.2, 0.0, 1) == [lost]
+    assert db.stuck(3600, 0.0, 10) == [running]  # each bound to its own status
+    assert db.stuck(3600, 3600, 10) == []
+    fail = db.start(Job(11, 1))
+    db.fail(11, fail.lease, "corrupt", "bad bytes")
+    assert db.stuck(0.0, 3600, 10) == [lost]  # failed and ready photos are never stuck
+
+
+def test_requeue_stuck_queues_each_lost_job_once_and_restarts_its_wait(
+        db: MetadataStore) -> None:
+    lost = _lost(db, NewPhoto(7, "originals/7"))
+    old = _lost(db, NewPhoto(8, "originals/8"))
+    newer = _lost(db, NewPhoto(8, "originals/8", "classic"))  # generation 2
+    time.sleep(0.6)
+    assert db.stuck(0.5, 0.5, 10) == [lost, newer]
+    assert db.requeue_stuck([lost, old], 0.5, 0.5) == [lost]  # 8's job is of generation 2
+    assert db.requeue_stuck([lost], 0.0, 0.0) == []  # its job waits in the outbox now
+    assert db.stuck(0.5, 0.5, 10) == [newer]
+    seen: list[Job] = []
+    db.relay(seen.append)
+    assert seen == [lost] and db.stuck(0.5, 0.5, 10) == [newer]  # 7 waits anew
+    assert db.requeue_stuck([newer], 0.5, 0.5) == [newer] and db.outbox_size() == 1
+
+
+def test_one_holder_at_a_time_takes_a_turn_until_it_expires(db: MetadataStore) -> None:
+    assert db.take_turn("stuck", "worker-a", 0.5)
+    assert not db.take_turn("stuck", "worker-b", 0.5)
+    assert db.take_turn("stuck", "worker-a", 0.5)  # its own turn, renewed
+    assert db.take_turn("other", "worker-b", 0.5)  # turns of other names are apart
+    time.sleep(0.6)
+    assert db.take_turn("stuck", "worker-b", 30)
+    assert not db.take_turn("stuck", "worker-a", 30)
 
 
 def test_counts_cover_every_status(db: MetadataStore) -> None:
@@ -228,7 +285,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 4 and again.get(1) is not None
+    assert again.upgrade() == 5 and again.get(1) is not None
     again.close()
 
 

@@ -9,10 +9,9 @@ makes the map be read again at once, and the call is made again where the map no
 
 from __future__ import annotations
 
-import heapq
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Literal, TypeVar
 
@@ -31,6 +30,7 @@ from pipeline.metadata.port import (
     Status,
 )
 from pipeline.metadata.postgres import Link, PostgresMetadata, ShardMoved
+from pipeline.metadata.shards import spanning
 from pipeline.metadata.shards.catalog import Catalog
 from pipeline.metadata.shards.map import ShardMap, schema
 from pipeline.records import Job, SourceInfo
@@ -220,7 +220,7 @@ class ShardedMetadata:
     def pending_outboxes(self) -> set[int]:
         """The shards whose outbox holds jobs, by the servers' statistics (which lag)."""
         return {int(row["schemaname"].removeprefix("shard_"))
-                for row in self._per_database("SELECT 1", _PENDING_OUTBOXES)}
+                for row in self._per_database("SELECT 1", spanning.PENDING_OUTBOXES)}
 
     def _outboxes_to_visit(self, shard_map: ShardMap) -> list[int]:
         """The shards whose outbox the server's statistics say holds jobs, and the next
@@ -241,15 +241,45 @@ class ShardedMetadata:
     def backlog(self) -> Backlog:
         if self.shard_map() is None:
             return self.catalog_store.backlog()
-        rows = self._per_database(_BACKLOG_BRANCH, _BACKLOG)
-        return Backlog(sum(int(r["q"] or 0) for r in rows), _oldest(_age(r["oq"]) for r in rows),
-                       sum(int(r["o"] or 0) for r in rows), _oldest(_age(r["oo"]) for r in rows))
+        rows = self._per_database(spanning.BACKLOG_BRANCH, spanning.BACKLOG)
+        def oldest(column: str) -> float | None:
+            return spanning.oldest(spanning.age(r[column]) for r in rows)
+
+        return Backlog(sum(int(r["q"] or 0) for r in rows), oldest("oq"),
+                       sum(int(r["o"] or 0) for r in rows), oldest("oo"), oldest("ow"))
+
+    def stuck(self, queued_for: float, processing_for: float, limit: int) -> list[Job]:
+        if self.shard_map() is None:
+            return self.catalog_store.stuck(queued_for, processing_for, limit)
+        rows = self._per_database(spanning.stuck_branch(queued_for, processing_for, limit),
+                                  spanning.stuck(limit))
+        rows.sort(key=lambda r: (r["updated_at"], r["id"]))
+        return [Job(int(r["id"]), int(r["generation"])) for r in rows[:limit]]
+
+    def requeue_stuck(self, jobs: Sequence[Job], queued_for: float,
+                      processing_for: float) -> list[Job]:
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return self.catalog_store.requeue_stuck(jobs, queued_for, processing_for)
+        by_shard: dict[int, list[Job]] = {}
+        for job in jobs:
+            by_shard.setdefault(shard_map.of_photo(job.photo_id), []).append(job)
+        queued: list[Job] = []
+        for group in by_shard.values():
+            def requeue(store: PostgresMetadata, group: list[Job] = group) -> list[Job]:
+                return store.requeue_stuck(group, queued_for, processing_for)
+
+            queued += self._routed(group[0].photo_id, requeue)
+        return queued
+
+    def take_turn(self, name: str, holder: str, seconds: float) -> bool:
+        return self.catalog_store.take_turn(name, holder, seconds)
 
     def counts(self) -> dict[str, int]:
         if self.shard_map() is None:
             return self.catalog_store.counts()
         found: dict[str, int] = {status: 0 for status in STATUSES}
-        for row in self._per_database(_COUNTS_BRANCH, _COUNTS):
+        for row in self._per_database(spanning.COUNTS_BRANCH, spanning.COUNTS):
             found[row["status"]] += int(row["n"])
         return found
 
@@ -305,7 +335,7 @@ class ShardedMetadata:
         if shard_map is not None and selection.user_id is not None:  # one user: one shard
             shard = shard_map.of_user(selection.user_id)
             return self.view(shard).scan(selection, after, limit)
-        return _merged(self._each(lambda s: s.scan(selection, after, limit)), limit)
+        return spanning.merged(self._each(lambda s: s.scan(selection, after, limit)), limit)
 
     def regenerate(self, run_id: int, photos: Sequence[Rerender], *, cursor: int,
                    enqueue: bool = True) -> list[Job]:
@@ -357,7 +387,7 @@ class ShardedMetadata:
 
     def run_photos(self, run_id: int, statuses: Sequence[Status], after: int,
                    limit: int) -> list[PhotoRow]:
-        return _merged(self._each(lambda s: s.run_photos(run_id, statuses, after, limit)),
+        return spanning.merged(self._each(lambda s: s.run_photos(run_id, statuses, after, limit)),
                        limit)
 
     def close(self) -> None:
@@ -366,31 +396,3 @@ class ShardedMetadata:
         for link in links:
             link.close()
 
-
-_COUNTS_BRANCH = "SELECT status, count(*) AS n FROM {s}.photos GROUP BY status"
-_COUNTS = "SELECT status, sum(n)::bigint AS n FROM ({rows}) AS t GROUP BY status"
-_BACKLOG_BRANCH = (
-    "SELECT (SELECT count(*) FROM {s}.photos WHERE status = 'queued') AS q, "
-    "(SELECT min(updated_at) FROM {s}.photos WHERE status = 'queued') AS oq, "
-    "(SELECT count(*) FROM {s}.outbox) AS o, (SELECT min(created_at) FROM {s}.outbox) AS oo")
-_BACKLOG = ("SELECT sum(q)::bigint AS q, extract(epoch FROM now() - min(oq)) AS oq, "
-            "sum(o)::bigint AS o, extract(epoch FROM now() - min(oo)) AS oo FROM ({rows}) AS t")
-
-
-_PENDING_OUTBOXES = ("SELECT schemaname FROM pg_stat_user_tables WHERE relname = 'outbox' "
-                     "AND n_live_tup > 0 AND schemaname ~ '^shard_[0-9]+$'")
-
-
-def _age(seconds: Any) -> float | None:
-    return None if seconds is None else max(0.0, float(seconds))
-
-
-def _oldest(ages: Iterable[float | None]) -> float | None:
-    known = [a for a in ages if a is not None]
-    return max(known) if known else None
-
-
-def _merged(pages: list[list[PhotoRow]], limit: int) -> list[PhotoRow]:
-    """Pages each sorted by id, merged by id, the first ``limit``."""
-    merged = heapq.merge(*pages, key=lambda row: row.id)
-    return [row for _, row in zip(range(limit), merged, strict=False)]
