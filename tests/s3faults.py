@@ -2,7 +2,9 @@
 
 While ``fault`` is None it forwards every request; otherwise it answers with an S3 error
 (``("error", 503, "SlowDown")``), holds the request without answering (``("stall", seconds)``)
-or resets the connection (``("reset",)``), and counts what it injected.
+or resets the connection (``("reset",)``), and counts what it injected; with ``times`` set,
+only that many requests get the fault, and the rest are forwarded. ``sent`` counts the bytes
+of the response bodies it forwarded to photopipe: what crossed the wire.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ class FaultyS3:
         target = urlsplit(upstream)
         self.upstream = (target.hostname or "127.0.0.1", target.port or 80)
         self.fault: tuple[Any, ...] | None = None
+        self.times: int | None = None
         self.injected = 0
         self.forwarded = 0
+        self.sent = 0
         self._lock = threading.Lock()
         proxy = self
 
@@ -57,10 +61,7 @@ class FaultyS3:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
-        fault = self.fault
-        if fault is not None and request.path != "/" and not request.path.startswith("/?"):
-            with self._lock:
-                self.injected += 1
+        if (fault := self._take_fault(request)) is not None:
             self._inject(request, fault)
             return
         with self._lock:
@@ -78,7 +79,21 @@ class FaultyS3:
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(data)
+            with self._lock:
+                self.sent += len(data)
         upstream.close()
+
+    def _take_fault(self, request: BaseHTTPRequestHandler) -> tuple[Any, ...] | None:
+        """The fault this request gets, if any (listing buckets at ``/`` never gets one)."""
+        with self._lock:
+            fault = self.fault
+            if fault is None or request.path == "/" or request.path.startswith("/?") or \
+                    self.times == 0:
+                return None
+            self.injected += 1
+            if self.times is not None:
+                self.times -= 1
+            return fault
 
     @staticmethod
     def _inject(request: BaseHTTPRequestHandler, fault: tuple[Any, ...]) -> None:

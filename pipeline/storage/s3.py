@@ -26,6 +26,12 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from botocore.loaders import JSONFileLoader, Loader
+from botocore.retries.standard import (
+    OrRetryChecker,
+    RetryContext,
+    ThrottledRetryableChecker,
+    TransientRetryableChecker,
+)
 
 from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable
 from pipeline.storage import check_key, check_size
@@ -36,9 +42,12 @@ if TYPE_CHECKING:
 # Renditions are re-rendered in place when a look or the ladder changes, so a day, not forever.
 RENDITION_CACHE_CONTROL = "public, max-age=86400"
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-_TRANSIENT = {"429", "500", "502", "503", "504", "InternalError", "ServiceUnavailable",
-              "SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "Throttling",
-              "ThrottlingException", "TooManyRequests", "RequestLimitExceeded"}
+# What botocore's standard retry mode retries (transient codes and statuses, throttling), so an
+# error boto3 gave up retrying is one the job waits out too, whatever its status (S3 answers
+# RequestTimeout with a 400). Beyond those: a 429, S3's own 5xx names, TooManyRequests
+# (S3-compatible stores), and a skewed clock (botocore corrects its offset, then signs right).
+_BOTOCORE_RETRIES = OrRetryChecker([TransientRetryableChecker(), ThrottledRetryableChecker()])
+_TRANSIENT = {"InternalError", "ServiceUnavailable", "TooManyRequests", "RequestTimeTooSkewed"}
 # botocore errors raised before any request: photopipe's set-up, not the network.
 _CONFIGURATION = (NoCredentialsError, PartialCredentialsError, NoRegionError,
                   ParamValidationError)
@@ -180,7 +189,8 @@ def _translated(key: str) -> Iterator[None]:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in _NOT_FOUND:
             raise ObjectNotFound(f"no object at {key!r}") from exc
-        if code in _TRANSIENT or status == 429 or status >= 500:
+        if code in _TRANSIENT or status == 429 or status >= 500 or \
+                _botocore_retries(exc, status):
             raise StorageUnavailable(f"S3 {code or status} on {key!r}") from exc
         raise StorageRejected(f"S3 refused {key!r}: {code or status} (check the bucket, "
                               "the credentials and PHOTOPIPE_S3_ENDPOINT_URL)") from exc
@@ -189,3 +199,17 @@ def _translated(key: str) -> Iterator[None]:
                               "region)") from exc
     except BotoCoreError as exc:
         raise StorageUnavailable(f"S3 unreachable for {key!r}: {exc}") from exc
+
+
+class _Status:
+    """What botocore's retry checkers read of an HTTP response: its status."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+
+
+def _botocore_retries(exc: ClientError, status: int) -> bool:
+    """Whether botocore's standard retry rules call this error retryable."""
+    context = RetryContext(attempt_number=1, parsed_response=exc.response,
+                           http_response=_Status(status) if status else None)
+    return bool(_BOTOCORE_RETRIES.is_retryable(context))

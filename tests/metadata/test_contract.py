@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from pipeline.metadata.shards.admin import init
 from pipeline.metadata.shards.store import ShardedMetadata
 from pipeline.metadata.sqlite import SqliteMetadata
 from pipeline.records import EPOCH_MS, Job, SourceInfo
+from pipeline.relay import drain
 from pipeline.settings import Settings
 
 SOURCE = SourceInfo("JPEG", 4032, 3024, 2_000_000, 1, 6)
@@ -367,3 +369,72 @@ def test_a_run_regenerates_its_batch_and_moves_its_cursor_in_one_commit(
     db.end_run(run.id, "done")
     assert db.find_run("k") is None and [r.id for r in db.runs()] == [run.id]
     assert db.regenerate(run.id, [Rerender(99, "default", None, 1.0)], cursor=4) == []
+
+
+@pytest.mark.parametrize("waiting", [0, 1, 99, 100, 101, 250])
+def test_one_drain_empties_an_outbox_of_many_batches(db: MetadataStore, waiting: int) -> None:
+    for i in range(waiting):
+        db.create(NewPhoto(i + 1, f"originals/{i + 1}"))
+    seen: list[int] = []
+    assert drain(db, lambda job: seen.append(job.photo_id), batch=100) == waiting
+    assert sorted(seen) == list(range(1, waiting + 1)) and db.outbox_size() == 0
+
+
+@pytest.fixture(params=["postgresql", "sharded"])
+def two_relays(request: pytest.FixtureRequest) -> Iterator[tuple[MetadataStore, ...]]:
+    """Two stores on the same PostgreSQL outbox, each with its own connections."""
+    stores: tuple[MetadataStore, ...]
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        stores = (PostgresMetadata(url), PostgresMetadata(url))
+        stores[0].upgrade()
+    else:
+        urls = request.getfixturevalue("shard_urls")
+        first = ShardedMetadata(urls[0])
+        init(first, 8, urls)
+        stores = (first, ShardedMetadata(urls[0]))
+    yield stores
+    for store in stores:
+        store.close()
+
+
+def test_two_relays_draining_one_outbox_publish_each_job_once(
+        two_relays: tuple[MetadataStore, MetadataStore]) -> None:
+    first, second = two_relays
+    ids = list(range(1, 301))
+    for photo_id in ids:
+        first.create(NewPhoto(photo_id, f"originals/{photo_id}"))
+    published: dict[int, list[int]] = {0: [], 1: []}
+    lock = threading.Lock()
+
+    def relay(index: int, store: MetadataStore) -> None:
+        def publish(job: Job) -> None:
+            time.sleep(0.001)  # a broker's confirm: the two relays overlap
+            with lock:
+                published[index].append(job.photo_id)
+
+        drain(store, publish, batch=20)
+
+    threads = [threading.Thread(target=relay, args=(i, s)) for i, s in enumerate(two_relays)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert published[0] and published[1], "the relays did not overlap: nothing was tested"
+    assert sorted(published[0] + published[1]) == ids  # each exactly once
+    assert first.outbox_size() == 0 and second.outbox_size() == 0
+
+
+def test_a_run_regenerating_a_photo_again_changes_nothing(db: MetadataStore) -> None:
+    """A batch resumed, or the same run launched twice at once, asks again for photos it
+    already regenerated: no second job, and the generation stays."""
+    job = _ready(db, NewPhoto(4, "originals/4"))
+    db.relay(lambda j: None)
+    run = db.create_run("k", "{}", "{}", "broker")
+    change = [Rerender(4, "classic", "rise", 0.5)]
+    assert db.regenerate(run.id, change, cursor=4) == [Job(4, job.generation + 1)]
+    assert db.regenerate(run.id, change, cursor=4) == []
+    row = db.get(4)
+    assert row is not None and row.generation == job.generation + 1 and db.outbox_size() == 1
+    other = db.create_run("k2", "{}", "{}", "broker")  # another run is another request
+    assert db.regenerate(other.id, change, cursor=4) == [Job(4, job.generation + 2)]

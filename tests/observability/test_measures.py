@@ -4,19 +4,30 @@ CPU, and how it was to be rendered; and render()'s own stage timings."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import pytest
+from prometheus_client import REGISTRY
+
+import filters
 from pipeline import jobs
 from pipeline.core import render
+from pipeline.core.decode import decode
+from pipeline.core.encode import encode
+from pipeline.core.renditions import render_ladder as ladder
 from pipeline.jobs import Options, ingest, process
 from pipeline.metadata import NewPhoto
 from pipeline.metadata.sqlite import SqliteMetadata
+from pipeline.observability.report import report
 from pipeline.settings import Settings
 from pipeline.storage.memory import MemoryStore
 from tests.helpers import PHOTOS
 
 PHOTO = PHOTOS / "real" / "htc_desire_phone_gps.jpg"
 RENDER_STAGES = ["fetch", "decode", "resize", "encode", "store", "record"]
+T = TypeVar("T")
 
 
 def _queue(store: MemoryStore, db: SqliteMetadata, data: bytes, look: str | None = None,
@@ -76,3 +87,50 @@ def test_ingest_counts_the_original_in_the_store_stage(tmp_path: Path) -> None:
     outcome = ingest(PHOTO.read_bytes(), Options(), store, db, Settings())
     assert outcome.status == "ready"
     assert list(outcome.measures.timings) == RENDER_STAGES
+
+
+class Clock:
+    """A perf_counter that moves only when a stage's work moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def costing(self, seconds: float, call: Callable[..., T]) -> Callable[..., T]:
+        def work(*args: Any, **kwargs: Any) -> T:
+            self.now += seconds
+            return call(*args, **kwargs)
+
+        return work
+
+
+def test_each_stage_histogram_observes_its_own_stage_exactly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each stage's work costs its own power of two on a patched clock: a stage timed over
+    another's work, or its time observed into another's histogram, changes a sum."""
+    clock = Clock()
+    store, db = MemoryStore(), SqliteMetadata(str(tmp_path / "m.db"))
+    job = _queue(store, db, PHOTO.read_bytes(), look="clarendon")
+    cost = {"fetch": 1, "decode": 2, "look": 4, "resize": 8, "encode": 16, "store": 32,
+            "record": 64}
+    monkeypatch.setattr(store, "get", clock.costing(cost["fetch"], store.get))
+    monkeypatch.setattr(store, "put", clock.costing(cost["store"], store.put))
+    monkeypatch.setattr(db, "finish", clock.costing(cost["record"], db.finish))
+    for name, stage, real in (("decode", "decode", decode), ("render_ladder", "resize", ladder),
+                              ("encode", "encode", encode)):
+        monkeypatch.setattr(f"pipeline.core.rendering.{name}", clock.costing(cost[stage], real))
+    monkeypatch.setattr(filters, "apply_image", clock.costing(cost["look"], filters.apply_image))
+    monkeypatch.setattr(time, "perf_counter", clock)
+    before = {s: REGISTRY.get_sample_value(f"photopipe_stage_{s}_seconds_sum") or 0.0
+              for s in cost}
+    outcome = process(job, store, db, Settings())
+    monkeypatch.undo()
+    report(outcome, None)
+    files = len(db.renditions(job.photo_id))  # an encode and a put for each
+    expected = {**cost, "encode": cost["encode"] * files, "store": cost["store"] * files}
+    assert dict(outcome.measures.timings) == expected
+    observed = {s: (REGISTRY.get_sample_value(f"photopipe_stage_{s}_seconds_sum") or 0.0)
+                - before[s] for s in cost}
+    assert observed == expected

@@ -16,7 +16,7 @@ import pytest
 from pipeline import reprocess
 from pipeline.core import ladders
 from pipeline.core.spec import render_spec
-from pipeline.metadata import Selection
+from pipeline.metadata import NewPhoto, Selection
 from pipeline.metadata.sqlite import SqliteMetadata
 from pipeline.settings import Encoding
 from tests.workers.harness import photo
@@ -133,3 +133,31 @@ def test_gc_removes_what_a_crashed_render_left_and_nothing_else(
     assert _snapshot(data)[1] == before
     assert json.loads(_cli(data, "gc", "--json").stdout)["deleted"] == 1
     assert not orphan.exists() and len(_snapshot(data)[1]) == len(before) - 1
+
+
+def test_stale_takes_ready_photos_only_never_failed_or_queued_ones(
+        rendered: tuple[Path, list[int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed photo's verdict is not undone by a new spec, and a queued one will be rendered
+    with the spec of its own time: neither is stale, whatever spec its row holds."""
+    data, ids = rendered
+    db = SqliteMetadata(str(data / "photopipe.db"))
+    failed, queued = ids[6], ids[7]  # classic photos, so their ladder's change concerns them
+    claim = db.start(db.create(NewPhoto(failed, f"originals/{failed}", "classic")))
+    db.fail(failed, claim.lease, "corrupt", "a verdict")
+    db.create(NewPhoto(queued, f"originals/{queued}", "classic"))
+    never = 990
+    db.create(NewPhoto(never, "originals/990", "classic"))  # queued, never rendered: no spec
+    classic = ladders.get("classic")
+    changed = {**ladders.LADDERS, "classic": (*classic[:2], ladders.Rendition("sq160", 160,
+                                                                               True))}
+    monkeypatch.setattr(ladders, "LADDERS", changed)
+    render_spec.cache_clear()
+    try:
+        found = reprocess.dry_run(db, reprocess.Request(stale=True), Encoding())
+        every = reprocess.dry_run(db, reprocess.Request(), Encoding())
+    finally:
+        render_spec.cache_clear()
+    assert found.photos == 4 and found.by_status == {"ready": 4}
+    assert set(found.sample) == set(ids[8:12])
+    assert every.photos == 13 and every.by_status == {"ready": 10, "failed": 1, "queued": 2}
+    db.close()

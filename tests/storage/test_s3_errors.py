@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
 
-from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable
+from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable, TooLarge
 from pipeline.storage.s3 import S3Store, client
 from tests.s3faults import FaultyS3
 from tests.services import S3Server
@@ -62,3 +63,53 @@ def test_a_missing_key_is_not_found_and_missing_credentials_are_rejected(
     anonymous = S3Store(client(proxy.url, max_attempts=1), store.bucket)
     with pytest.raises(StorageRejected, match="credentials"):
         anonymous.get("k")
+
+
+# Every error code botocore's standard retry mode retries, whatever status it comes with (its
+# checkers' own lists, which its type stubs do not show).
+BOTOCORE_RETRIES: list[str] = sorted({
+    *TransientRetryableChecker._TRANSIENT_ERROR_CODES,  # type: ignore[attr-defined]
+    *ThrottledRetryableChecker._THROTTLED_ERROR_CODES})  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("code", [*BOTOCORE_RETRIES, "RequestTimeTooSkewed"])
+def test_what_botocore_retries_is_transient_even_as_a_4xx(faulty: tuple[FaultyS3, S3Store],
+                                                          code: str) -> None:
+    """S3 answers RequestTimeout with a 400 and a skewed clock with a 403: waited out, not
+    read as photopipe's set-up being wrong."""
+    proxy, store = faulty
+    proxy.fault = ("error", 403 if code == "RequestTimeTooSkewed" else 400, code)
+    with pytest.raises(StorageUnavailable, match=code):
+        store.get("k")
+
+
+def test_a_400_request_timeout_is_retried_by_boto3_itself(moto: S3Server) -> None:
+    proxy = FaultyS3(moto.endpoint)
+    try:
+        store = S3Store(client(proxy.url, moto.access_key, moto.secret_key, max_attempts=3),
+                        moto.store().bucket, "pp")
+        store.put("k", b"picture", "image/jpeg")
+        proxy.fault, proxy.times = ("error", 400, "RequestTimeout"), 2
+        assert store.get("k") == b"picture"
+        assert proxy.injected == 2
+    finally:
+        proxy.close()
+
+
+def test_a_ranged_read_moves_at_most_one_byte_past_the_limit(
+        faulty: tuple[FaultyS3, S3Store]) -> None:
+    """Counted at the proxy: refusing after reading the whole object would be no limit."""
+    proxy, store = faulty
+    data = bytes(range(256)) * 1000  # 256 000 bytes
+    store.put("original", data, "application/octet-stream")
+    before = proxy.sent
+    with pytest.raises(TooLarge):
+        store.get("original", max_bytes=1000)
+    assert proxy.sent - before == 1001
+    before = proxy.sent
+    assert store.get("original", max_bytes=len(data)) == data
+    assert proxy.sent - before == len(data)
+    before = proxy.sent
+    with pytest.raises(TooLarge):
+        store.get("original", max_bytes=len(data) - 1)
+    assert proxy.sent - before == len(data)
