@@ -133,4 +133,4 @@ def test_each_stage_histogram_observes_its_own_stage_exactly(
     assert dict(outcome.measures.timings) == expected
     observed = {s: (REGISTRY.get_sample_value(f"photopipe_stage_{s}_seconds_sum") or 0.0)
                 - before[s] for s in cost}
-    assert observed == expected
+    assert observed == pytest.approx(expected, abs=1e-9)  # sums carry earlier tests' values

@@ -87,7 +87,7 @@ def _check_dashboard_and_rules(server: Prometheus) -> None:
 
     def all_evaluated() -> bool:
         rules = [r for g in server.api("rules")["groups"] for r in g["rules"]]
-        return len(rules) == 7 and all(r["health"] == "ok" and r.get("lastEvaluation", "")
+        return len(rules) == 8 and all(r["health"] == "ok" and r.get("lastEvaluation", "")
                                        [:4] != "0001" for r in rules)
 
     wait_until(all_evaluated, 30, "every alert rule evaluated without error")
