@@ -56,7 +56,8 @@ def test_200_photos_by_two_workers_every_row_has_its_object(deployment: Deployme
     ids = _submit(deployment, _files(tmp_path, 200), "--filter", "clarendon")
     assert len(set(ids)) == 200
     assert deployment.status() == {"photos": {"queued": 200, "processing": 0, "ready": 0,
-                                              "failed": 0}, "queue": {"depth": 200, "outbox": 0}}
+                                              "failed": 0}, "queue": {"depth": 200, "outbox": 0},
+                                   "stuck": 0}
     deployment.start_worker()
     deployment.start_worker()
     wait_until(lambda: deployment.db.counts()["ready"] == 200, 240, "200 ready photos")
