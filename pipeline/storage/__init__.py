@@ -38,6 +38,11 @@ class ObjectStore(Protocol):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Every key that starts with ``prefix``, in sorted order."""
 
+    def url(self, key: str, seconds: int) -> str | None:
+        """A URL that fetches ``key``'s object for the next ``seconds`` without credentials
+        (S3: a presigned GET), built without a request; None where the store has no URLs of
+        its own (the HTTP face then serves the object itself)."""
+
 
 def check_size(key: str, size: int, max_bytes: int | None) -> None:
     """Raise TooLarge when an object of ``size`` bytes is over ``max_bytes``."""

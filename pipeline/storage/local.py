@@ -75,3 +75,8 @@ class LocalStore:
         keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
                 if p.is_file() and not p.name.startswith(".tmp-"))
         return iter(sorted(k for k in keys if k.startswith(prefix)))
+
+    def url(self, key: str, seconds: int) -> str | None:
+        """None: this store has no URLs of its own."""
+        check_key(key)
+        return None

@@ -50,3 +50,8 @@ class MemoryStore:
         """The content type ``key`` was stored with (for tests)."""
         with self._lock:
             return self._objects[key][1]
+
+    def url(self, key: str, seconds: int) -> str | None:
+        """None: this store has no URLs of its own."""
+        check_key(key)
+        return None

@@ -39,8 +39,9 @@ from pipeline.storage import check_key, check_size
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
 
-# Renditions are re-rendered in place when a look or the ladder changes, so a day, not forever.
-RENDITION_CACHE_CONTROL = "public, max-age=86400"
+# A rendition's key names its photo's generation and lease: a re-render writes new keys, so
+# what a key holds never changes, and caches may keep it for good.
+RENDITION_CACHE_CONTROL = "public, max-age=31536000, immutable"
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 # What botocore's standard retry mode retries (transient codes and statuses, throttling), so an
 # error boto3 gave up retrying is one the job waits out too, whatever its status (S3 answers
@@ -65,6 +66,9 @@ def client(endpoint_url: str | None = None, access_key: str | None = None,
     """
     config = Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
+        # SigV4 everywhere, presigned URLs too (botocore may presign SigV2 otherwise, which
+        # AWS no longer accepts in newer regions).
+        signature_version="s3v4",
         connect_timeout=5, read_timeout=read_timeout,
         # Ask for checksums only where the API requires them: several S3-compatible stores
         # reject the aws-chunked trailing checksums boto3 sends by default since 1.36.
@@ -165,6 +169,12 @@ class S3Store:
             for page in pages:
                 keys += [o["Key"][len(self.prefix):] for o in page.get("Contents", [])]
         return iter(sorted(keys))
+
+    def url(self, key: str, seconds: int) -> str | None:
+        """A presigned GET (signed locally by botocore: no request)."""
+        return str(self.s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=seconds))
 
     def head(self, key: str) -> dict[str, Any]:
         """The object's headers (content type, cache control, length), for tests and tools."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,7 +114,9 @@ def test_s3_sets_content_type_and_cache_headers(server_name: str,
     store.put("originals/1", b"raw upload", "application/octet-stream")
     head = store.head("photos/1/w1080.webp")
     assert head["ContentType"] == "image/webp"
-    assert head["CacheControl"] == RENDITION_CACHE_CONTROL
+    # a rendition key never holds other bytes (it names its render): cached for good
+    assert head["CacheControl"] == RENDITION_CACHE_CONTROL == (
+        "public, max-age=31536000, immutable")
     assert "CacheControl" not in store.head("originals/1")
     assert store.s3.get_object(Bucket=store.bucket, Key="pp/originals/1")["Body"].read() == (
         b"raw upload")  # the prefix is part of the real key
@@ -138,3 +142,19 @@ def test_s3_client_keeps_its_model_without_the_prose() -> None:
     put = model.operation_model("PutObject")
     assert put.documentation == ""
     assert put.input_shape is not None and "ContentType" in put.input_shape.members
+
+
+def test_a_url_fetches_the_object_without_credentials_where_the_store_has_urls(
+        store: ObjectStore) -> None:
+    store.put("photos/9/w320.jpg", b"\xff\xd8 rendition", "image/jpeg")
+    url = store.url("photos/9/w320.jpg", 60)
+    if isinstance(store, MemoryStore | LocalStore):
+        assert url is None  # the HTTP face serves these itself
+        return
+    assert (url is not None and "Expires=" in url) or "X-Amz-Expires=60" in str(url)
+    with urllib.request.urlopen(str(url), timeout=10) as reply:
+        assert reply.read() == b"\xff\xd8 rendition"
+    forged = url.replace("w320", "w640")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=10)
+    assert refused.value.code in (403, 404)
