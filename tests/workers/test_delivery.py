@@ -62,7 +62,8 @@ def test_200_photos_by_two_workers_every_row_has_its_object(deployment: Deployme
     deployment.start_worker()
     wait_until(lambda: deployment.db.counts()["ready"] == 200, 240, "200 ready photos")
     assert deployment.status() == {"photos": {"queued": 0, "processing": 0, "ready": 200,
-                                              "failed": 0}, "queue": {"depth": 0, "outbox": 0}}
+                                              "failed": 0}, "queue": {"depth": 0, "outbox": 0},
+                                   "stuck": 0}
     keys = _rendition_keys(deployment, ids)
     assert len(keys) == 200 * 5
     assert sorted(deployment.store.list("photos/")) == keys  # every object has its row, and back
