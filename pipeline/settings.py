@@ -79,6 +79,9 @@ class Settings:
     lock_timeout_ms: int = 10_000
     log_format: str = "plain"
     metrics_dir: Path | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    public_base_url: str | None = None
+    http_body_timeout: float = 30.0
     limits: Limits = field(default_factory=Limits)
     encoding: Encoding = field(default_factory=Encoding)
 
@@ -95,6 +98,10 @@ class Settings:
             raise ValueError("PHOTOPIPE_STUCK_AFTER must be a positive number of seconds")
         if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1:
             raise ValueError("database timeouts must be positive")
+        if self.http_body_timeout <= 0:
+            raise ValueError("PHOTOPIPE_HTTP_BODY_TIMEOUT must be a positive number of seconds")
+        if self.secret_key is not None and len(self.secret_key) < 16:
+            raise ValueError("PHOTOPIPE_SECRET_KEY must be at least 16 characters")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"PHOTOPIPE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
                              f"not {self.log_format!r}")
@@ -159,6 +166,15 @@ class Settings:
             # directory per worker; default: one per port under the system's temp directory).
             metrics_dir=Path(env["PHOTOPIPE_METRICS_DIR"]).resolve()
             if env.get("PHOTOPIPE_METRICS_DIR") else None,
+            # The HTTP API's signing key: upload tickets and local file URLs (HMAC-SHA256).
+            # `photopipe serve` refuses to start without it, but on the embedded default.
+            secret_key=env.get("PHOTOPIPE_SECRET_KEY") or None,
+            # Where renditions are public (a CDN, a public bucket): their URLs are
+            # <base>/<key>; unset, the API hands out presigned (or, locally, signed) URLs.
+            public_base_url=(env.get("PHOTOPIPE_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            # Seconds the API waits for the next bytes of a request body before it drops the
+            # client.
+            http_body_timeout=_float(env, "PHOTOPIPE_HTTP_BODY_TIMEOUT", 30.0),
             limits=Limits(
                 # Largest width x height accepted, checked from the header before decoding.
                 max_pixels=_int(env, "PHOTOPIPE_MAX_PIXELS", defaults.max_pixels),

@@ -23,6 +23,10 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "PHOTOPIPE_RETRY_BACKOFF_MAX": ("9", "retry_backoff_max", 9.0),
     "PHOTOPIPE_SUBMIT_PATIENCE": ("3", "submit_patience", 3.0),
     "PHOTOPIPE_STUCK_AFTER": ("120", "stuck_after", 120.0),
+    "PHOTOPIPE_SECRET_KEY": ("s" * 32, "secret_key", "s" * 32),
+    "PHOTOPIPE_PUBLIC_BASE_URL": ("https://cdn.example/p/", "public_base_url",
+                                  "https://cdn.example/p"),
+    "PHOTOPIPE_HTTP_BODY_TIMEOUT": ("7.5", "http_body_timeout", 7.5),
     "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS": ("1234", "statement_timeout_ms", 1234),
     "PHOTOPIPE_DB_LOCK_TIMEOUT_MS": ("567", "lock_timeout_ms", 567),
     "PHOTOPIPE_LOG_FORMAT": ("json", "log_format", "json"),
@@ -86,3 +90,11 @@ def test_bad_values_say_which_variable() -> None:
         Settings.from_env({"PHOTOPIPE_TASK_TIME_LIMIT": "1"})
     with pytest.raises(ValueError, match="PHOTOPIPE_STUCK_AFTER"):
         Settings.from_env({"PHOTOPIPE_STUCK_AFTER": "0"})
+    with pytest.raises(ValueError, match="PHOTOPIPE_SECRET_KEY"):
+        Settings.from_env({"PHOTOPIPE_SECRET_KEY": "short"})
+    with pytest.raises(ValueError, match="PHOTOPIPE_HTTP_BODY_TIMEOUT"):
+        Settings.from_env({"PHOTOPIPE_HTTP_BODY_TIMEOUT": "0"})
+
+
+def test_the_secret_key_never_shows_in_a_repr() -> None:
+    assert "s3cr3t" not in repr(Settings(secret_key="s3cr3t-s3cr3t-s3cr3t"))

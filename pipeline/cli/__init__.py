@@ -2,9 +2,9 @@
 
 Its commands live by what they serve: :mod:`~pipeline.cli.local` (the embedded default:
 process, show, filters, preview), :mod:`~pipeline.cli.service` (the production path: submit,
-worker, relay, status, db), :mod:`~pipeline.cli.reprocess` (reprocess, gc),
+worker, relay, sweep, status, db), :mod:`~pipeline.cli.reprocess` (reprocess, gc),
 :mod:`~pipeline.cli.observe` (health, exporter, and the worker's metrics endpoint),
-:mod:`~pipeline.cli.shards` (shards init, list, move).
+:mod:`~pipeline.cli.shards` (shards init, list, move), :mod:`~pipeline.cli.web` (serve, ticket).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import local, observe, reprocess, service, shards
+from pipeline.cli import local, observe, reprocess, service, shards, web
 from pipeline.core.startup import configure
 from pipeline.settings import Settings
 
@@ -36,6 +36,6 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="photopipe", description="photopipe: safe, filtered, "
                                   "ready-to-serve thumbnails")
     commands = top.add_subparsers(required=True, metavar="COMMAND")
-    for module in (local, service, reprocess, observe, shards):
+    for module in (local, service, reprocess, observe, shards, web):
         module.add_commands(commands)
     return top

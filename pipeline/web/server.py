@@ -1,0 +1,89 @@
+"""``photopipe serve``: the API over the deployment's own settings, stores and publisher, run
+by uvicorn. Stateless: any number of processes and hosts behind a load balancer.
+
+On the embedded default (no broker) each ``serve`` process renders in the background, in a
+process pool of its own, so ``make demo``'s set-up is enough to try the API locally.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from starlette.applications import Starlette
+
+from pipeline.core.startup import configure
+from pipeline.jobs import process
+from pipeline.metadata import MetadataStore, open_metadata
+from pipeline.observability import logs
+from pipeline.producer import Publisher
+from pipeline.records import Job
+from pipeline.settings import Settings
+from pipeline.storage import ObjectStore, open_store
+from pipeline.web import tickets
+from pipeline.web.app import Door, create_app
+
+
+def build(settings: Settings) -> Door:
+    """The door over ``settings``' stores and publisher.
+
+    Raises:
+        ConfigurationError: no signing key (PHOTOPIPE_SECRET_KEY unset, not embedded).
+    """
+    return Door(settings, lambda: open_store(settings), lambda: open_metadata(settings),
+                publisher(settings), tickets.key(settings))
+
+
+def publisher(settings: Settings) -> Publisher:
+    """Celery's with a broker; else a pool of this process's own that renders in the
+    background."""
+    if not settings.broker_url:
+        return Background(settings)
+    from workers.app import make_app
+    from workers.publisher import CeleryPublisher
+
+    return CeleryPublisher(make_app(settings))
+
+
+def asgi() -> Starlette:
+    """uvicorn's factory: the app over the environment's settings (one per process)."""
+    settings = Settings.from_env()
+    configure(settings.limits)
+    logs.configure(settings)
+    return create_app(build(settings))
+
+
+class Background:
+    """The embedded default's publisher: each job rendered in a process pool, at once."""
+
+    def __init__(self, settings: Settings, processes: int = 1) -> None:
+        self.pool = ProcessPoolExecutor(processes, multiprocessing.get_context("spawn"),
+                                        initializer=_open, initargs=(settings,))
+
+    def publish(self, job: Job) -> None:
+        future: Future[str] = self.pool.submit(_render, job)
+        future.add_done_callback(_surface)
+
+
+log = logging.getLogger(__name__)
+# A pool process's stores, opened once by its initializer.
+_opened: list[tuple[ObjectStore, MetadataStore, Settings]] = []
+
+
+def _open(settings: Settings) -> None:
+    configure(settings.limits)
+    _opened.append((open_store(settings), open_metadata(settings), settings))
+
+
+def _render(job: Job) -> str:
+    """In a pool process: the job, as a worker runs it; its ending is recorded on the row."""
+    if not _opened:
+        raise RuntimeError("the pool's initializer opens the stores first")
+    return process(job, *_opened[0]).status
+
+
+def _surface(future: Future[str]) -> None:
+    error = future.exception()
+    if error is not None:  # a pool process that died: the row says processing
+        log.error("background render failed", exc_info=error)

@@ -1,0 +1,219 @@
+"""The HTTP API on a real `photopipe serve` (uvicorn on loopback, the embedded default): an
+upload followed to its renditions, and every refusal at the door, each at its exact limit."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.settings import Settings
+from pipeline.web import tickets
+from tests.web.harness import Reply, Server, cli, embedded, serve
+from tests.workers.harness import photo, wait_until
+
+JPEG = photo(3, size=(640, 480))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("api")
+    env = embedded(folder / "data", PHOTOPIPE_HTTP_BODY_TIMEOUT="1")
+    with serve(env, folder / "serve.log") as running:
+        yield running
+
+
+def ticket(server: Server, user_id: int = 42, *args: str) -> str:
+    out = cli(server.env, "ticket", "--user-id", str(user_id), *args)
+    assert out.returncode == 0 and out.stdout.count("\n") == 1, out.stderr
+    return out.stdout.strip()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def upload(server: Server, token: str, body: bytes, query: str = "") -> Reply:
+    return server.request("POST", f"/v1/photos{query}", body, bearer(token))
+
+
+def until_ready(server: Server, token: str, photo_id: str) -> Reply:
+    found: list[Reply] = []
+
+    def ready() -> bool:
+        found[:] = [server.request("GET", f"/v1/photos/{photo_id}", headers=bearer(token))]
+        return found[0].status == 200 and found[0].json()["status"] == "ready"
+
+    wait_until(ready, 60, f"photo {photo_id} ready")
+    return found[0]
+
+
+def originals(server: Server) -> list[str]:
+    """The uploads the store holds (renditions come and go with the background renders)."""
+    folder = Path(server.env["PHOTOPIPE_DATA_DIR"]) / "objects" / "originals"
+    return sorted(p.name for p in folder.glob("*") if p.is_file())
+
+
+def error(reply: Reply) -> tuple[int, str]:
+    assert reply.headers["content-type"] == "application/json"
+    body = reply.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    return reply.status, body["error"]["code"]
+
+
+def test_an_upload_is_followed_to_renditions_whose_bytes_are_the_pictures(
+        server: Server) -> None:
+    token = ticket(server)
+    reply = upload(server, token, JPEG, "?filter=clarendon&strength=0.5&ladder=classic")
+    assert reply.status == 202 and reply.headers["cache-control"] == "no-store"
+    queued = reply.json()
+    assert reply.headers["location"] == f"/v1/photos/{queued['photo_id']}"
+    assert (queued["status"], queued["user_id"], queued["filter"], queued["strength"],
+            queued["ladder"], queued["renditions"]) == ("queued", "42", "clarendon", 0.5,
+                                                        "classic", [])
+    assert isinstance(queued["photo_id"], str) and int(queued["photo_id"]) > 2**53
+    ready = until_ready(server, token, queued["photo_id"])
+    assert ready.headers["cache-control"] == "private, no-cache"
+    document = ready.json()
+    assert [(r["name"], r["format"]) for r in document["renditions"]] == [
+        ("sq612", "jpg"), ("sq306", "jpg"), ("sq150", "jpg")]
+    for rendition in document["renditions"]:
+        fetched = server.request("GET", rendition["url"])
+        assert fetched.status == 200 and len(fetched.body) == rendition["bytes"]
+        assert fetched.headers["cache-control"] == "public, max-age=31536000, immutable"
+        with Image.open(io.BytesIO(fetched.body)) as picture:
+            assert (picture.format, picture.size) == ("JPEG", (rendition["width"],
+                                                               rendition["height"]))
+    again = server.request("GET", f"/v1/photos/{queued['photo_id']}",
+                           headers={**bearer(token), "If-None-Match": ready.headers["etag"]})
+    assert again.status == 304 and again.body == b""
+
+
+def test_a_rendition_url_works_only_as_signed_and_until_it_expires(server: Server) -> None:
+    token = ticket(server)
+    document = until_ready(server, token, upload(server, token, JPEG).json()["photo_id"]).json()
+    url = document["renditions"][0]["url"]
+    assert server.request("GET", url).status == 200
+    path, _, query = url.partition("?")
+    other = path.replace("w1080.jpg", "w640.jpg") + "?" + query
+    assert error(server.request("GET", other)) == (404, "not_found")
+    settings = Settings(database_url=f"sqlite:///{server.env['PHOTOPIPE_DATA_DIR']}/x.db")
+    key = tickets.key(settings)  # the embedded default's own key, beside its database
+    from pipeline.web.documents import Links
+
+    links = Links(settings, None, key)  # type: ignore[arg-type]
+    object_key = path.removeprefix("/v1/files/")
+    past = int(time.time()) - 1
+    expired = f"{path}?expires={past}&signature={links.signature(object_key, past)}"
+    assert error(server.request("GET", expired)) == (404, "not_found")
+
+
+def test_no_ticket_a_forged_one_or_an_expired_one_is_refused(server: Server) -> None:
+    assert error(server.request("POST", "/v1/photos", JPEG)) == (401, "unauthorized")
+    assert error(upload(server, "v1.e30.AAAA", JPEG)) == (401, "unauthorized")
+    foreign = tickets.issue(42, settings=Settings(secret_key="another-key-0123456789"))
+    assert error(upload(server, foreign, JPEG)) == (401, "unauthorized")
+    short = ticket(server, 42, "--ttl", "1")
+    time.sleep(1.1)
+    reply = upload(server, short, JPEG)
+    assert error(reply) == (401, "unauthorized")
+    assert reply.headers["www-authenticate"].startswith("Bearer")
+    assert error(server.request("GET", "/v1/photos/1", headers={"Authorization": "Basic x"})) \
+        == (401, "unauthorized")
+
+
+def test_a_user_never_reaches_another_users_photo(server: Server) -> None:
+    alice, bob = ticket(server, 1001), ticket(server, 1002)
+    photo_id = upload(server, alice, JPEG).json()["photo_id"]
+    assert server.request("GET", f"/v1/photos/{photo_id}", headers=bearer(alice)).status == 200
+    theirs = server.request("GET", f"/v1/photos/{photo_id}", headers=bearer(bob))
+    missing = server.request("GET", "/v1/photos/123456789", headers=bearer(bob))
+    assert error(theirs) == error(missing) == (404, "not_found")  # as if it did not exist
+    assert error(server.request("GET", "/v1/photos/x1", headers=bearer(bob))) == (404,
+                                                                                  "not_found")
+
+
+def test_exactly_the_tickets_limit_is_accepted_and_one_byte_more_refused(
+        server: Server) -> None:
+    exact = ticket(server, 42, "--max-bytes", str(len(JPEG)))
+    under = ticket(server, 42, "--max-bytes", str(len(JPEG) - 1))
+    assert upload(server, exact, JPEG).status == 202
+    before = originals(server)
+    assert error(upload(server, under, JPEG)) == (413, "too_large")  # declared
+    # streamed, chunked: no length to refuse by, so cut once past the limit
+    chunked = server.raw(_chunked(under, JPEG))
+    assert chunked.startswith(b"HTTP/1.1 413") and b'"too_large"' in chunked
+    assert server.raw(_chunked(exact, JPEG)).startswith(b"HTTP/1.1 202")
+    assert len(originals(server)) == len(before) + 1  # the refused ones left nothing
+
+
+def _chunked(token: str, body: bytes, size: int = 1000) -> bytes:
+    head = (f"POST /v1/photos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                      for i in range(0, len(body), size))
+    return head + chunks + b"0\r\n\r\n"
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body(server: Server) -> None:
+    """The refusal comes with no byte of the body sent."""
+    token = ticket(server, 42, "--max-bytes", "1000")
+    head = (f"POST /v1/photos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Length: 1001\r\n\r\n").encode()
+    assert server.raw(head).startswith(b"HTTP/1.1 413")
+
+
+def test_a_text_file_named_like_a_jpeg_is_refused_with_the_pipelines_code(
+        server: Server) -> None:
+    token = ticket(server)
+    before = originals(server)
+    reply = upload(server, token, b"just some text, saved as holiday.jpg\n" * 10)
+    assert error(reply) == (415, "unsupported_format")
+    assert error(upload(server, token, b"")) == (422, "truncated")
+    assert originals(server) == before
+
+
+def test_a_client_that_stops_sending_mid_body_is_dropped(server: Server) -> None:
+    """Declared 5000 bytes, sent 100, then silence: answered 408 after the body timeout."""
+    token = ticket(server)
+    head = (f"POST /v1/photos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Length: 5000\r\n\r\n").encode()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + JPEG[:100])
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 408") and b'"body_timeout"' in reply
+    assert time.monotonic() - started < 10  # the timeout is 1 s here, not the client's
+
+
+def test_bad_options_unknown_routes_and_methods_answer_json(server: Server) -> None:
+    token = ticket(server)
+    assert error(upload(server, token, JPEG, "?strength=2")) == (400, "bad_request")
+    assert error(upload(server, token, JPEG, "?filter=nosuchlook")) == (400, "bad_request")
+    assert error(upload(server, token, JPEG, "?colour=red")) == (400, "bad_request")
+    assert error(server.request("GET", "/v1/nothing", headers=bearer(token))) == (404,
+                                                                                 "not_found")
+    assert error(server.request("PUT", "/v1/photos", JPEG, bearer(token))) == (
+        405, "method_not_allowed")
+    assert server.request("GET", "/healthz").json() == {"status": "ok"}
+    assert server.request("GET", "/readyz").json() == {"status": "ready"}
+
+
+def test_serve_refuses_to_start_without_a_key_outside_the_embedded_default(
+        tmp_path: Path) -> None:
+    env = embedded(tmp_path, PHOTOPIPE_DATABASE_URL="postgresql://postgres@127.0.0.1/test")
+    out = cli(env, "serve", "--port", "1")
+    assert out.returncode == 2 and "PHOTOPIPE_SECRET_KEY is not set" in out.stderr
+    assert error(Reply(404, {"content-type": "application/json"},
+                       b'{"error": {"code": "not_found", "message": ""}}')) == (404, "not_found")
+
+
+def test_a_trailing_slash_is_not_redirected(server: Server) -> None:
+    token = ticket(server)
+    assert error(server.request("GET", "/v1/photos/", headers=bearer(token))) == (404,
+                                                                                 "not_found")
