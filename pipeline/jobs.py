@@ -52,7 +52,7 @@ from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
 
 __all__ = ["Job", "Measures", "Options", "Outcome", "backoff", "content_id", "file_id", "ingest",
-           "lease_of", "original_key", "process", "reject", "rendition_key"]
+           "lease_of", "original_key", "photo_prefix", "process", "reject", "rendition_key"]
 
 Translate = Callable[[Exception], PhotopipeError]
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def original_key(photo_id: int) -> str:
 
 def rendition_key(photo_id: int, generation: int, lease: int, filename: str) -> str:
     """Where one rendition file of one render is stored (``filename`` like ``w1080.jpg``)."""
-    return f"{_photo_prefix(photo_id)}{generation}.{lease}/{filename}"
+    return f"{photo_prefix(photo_id)}{generation}.{lease}/{filename}"
 
 
 def content_id(data: bytes) -> int:
@@ -330,13 +330,14 @@ class _Attempt:
                         self.job.photo_id, error.code, error)
 
 
-def _photo_prefix(photo_id: int) -> str:
+def photo_prefix(photo_id: int) -> str:
+    """Where every rendition object of a photo lives, whatever its render."""
     return f"photos/{photo_id}/"
 
 
 def lease_of(key: str, photo_id: int) -> int | None:
     """The lease a rendition key was written under (None for keys of another layout)."""
-    render_dir = key.removeprefix(_photo_prefix(photo_id)).split("/", 1)[0]
+    render_dir = key.removeprefix(photo_prefix(photo_id)).split("/", 1)[0]
     generation, _, lease = render_dir.partition(".")
     return int(lease) if generation.isdigit() and lease.isdigit() else None
 
@@ -347,7 +348,7 @@ def _delete_older(store: ObjectStore, row: PhotoRow, replaced: list[RenditionRow
     that started after this one may be writing them now."""
     stale = {r.key for r in replaced}
     if row.lease > FIRST_LEASE:  # a photo's first start has no earlier attempt to clean up
-        for key in store.list(_photo_prefix(row.id)):
+        for key in store.list(photo_prefix(row.id)):
             lease = lease_of(key, row.id)
             if lease is not None and lease < row.lease:
                 stale.add(key)

@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 
 from pipeline.core import check_options
 from pipeline.errors import PhotoNotFound, PhotopipeError, TooLarge, TransientError
-from pipeline.jobs import Job, Options, backoff, original_key, process
+from pipeline.jobs import Job, Options, backoff, original_key, photo_prefix, process
 from pipeline.metadata import MetadataStore, NewPhoto
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
@@ -45,6 +45,8 @@ class Upload:
     filter: str | None = None
     strength: float = 1.0
     ladder: str = "default"
+    # A retried request carries the same key: it gets the photo the first one created.
+    idempotency_key: str | None = None
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.source_key is None):
@@ -59,7 +61,9 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
     Transient trouble (a database restart, an S3 hiccup) is retried with backoff for up to
     ``settings.submit_patience`` seconds. An original stored by a submit that then gives up is
     deleted again. An original given by key is bounded by the worker, which reads at most
-    ``PHOTOPIPE_MAX_BYTES`` of it.
+    ``PHOTOPIPE_MAX_BYTES`` of it. An upload with an ``idempotency_key`` the user has used
+    already returns that photo's id and queues nothing (the key is recorded with the row, in
+    its transaction, so of two racing requests one photo is made).
 
     Raises:
         ValueError: the upload's options are wrong (unknown look or ladder, bad strength).
@@ -70,6 +74,9 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
     data = upload.data
     if data is not None and len(data) > settings.limits.max_bytes:
         raise TooLarge(f"{len(data)} bytes is over the limit of {settings.limits.max_bytes}")
+    earlier = _keyed(upload, db, settings)
+    if earlier is not None:
+        return earlier
     photo_id = retrying(lambda: db.allocate_id(upload.user_id), settings)
     key = upload.source_key or original_key(photo_id)
     if data is not None:
@@ -78,16 +85,29 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
     photo = NewPhoto(photo_id, key, upload.ladder, upload.filter, upload.strength,
                      upload.user_id)
     try:
-        job = retrying(lambda: db.create(photo, enqueue=not inline), settings)
+        job = retrying(lambda: db.create(photo, enqueue=not inline,
+                                         idempotency_key=upload.idempotency_key), settings)
     except PhotopipeError:
         if data is not None:
             _forget(store, key)
         raise
+    if job.photo_id != photo_id:  # a request with the same key got there first: its photo
+        if data is not None:
+            _forget(store, key)
+        return job.photo_id
     if inline:
         publisher.publish(job)
     else:
         _publish_now(db, publisher, photo_id)
     return photo_id
+
+
+def _keyed(upload: Upload, db: MetadataStore, settings: Settings) -> int | None:
+    """The photo an earlier upload with the same idempotency key created, if any."""
+    idempotency_key = upload.idempotency_key
+    if idempotency_key is None:
+        return None
+    return retrying(lambda: db.keyed(upload.user_id, idempotency_key), settings)
 
 
 def resubmit(photo_id: int, options: Options, db: MetadataStore, publisher: Publisher,
@@ -149,3 +169,31 @@ class InProcess:
 
     def publish(self, job: Job) -> None:
         process(job, self.store, self.db, self.settings)
+
+
+def delete(photo_id: int, store: ObjectStore, db: MetadataStore, settings: Settings) -> bool:
+    """Delete the photo, its renditions and its original; False when there was no such photo.
+
+    The original goes first (a photo still shown loses nothing by it, and a DELETE retried
+    after a failure finds the row again), then the row (a render still running loses its
+    lease), then every object under the photo's key prefix: what an outage leaves there has no
+    row any more, and ``photopipe gc`` removes it.
+
+    Raises:
+        TransientError: storage or database trouble outlasted ``submit_patience``.
+    """
+    row = retrying(lambda: db.get(photo_id), settings)
+    if row is None:
+        return False
+    if row.source_key == original_key(photo_id):  # ours; a key the web tier gave stays its own
+        retrying(lambda: store.delete(row.source_key), settings)
+    gone = retrying(lambda: db.delete(photo_id), settings)
+    if gone is None:
+        return False
+    try:
+        keys = {r.key for r in gone[1]} | set(store.list(photo_prefix(photo_id)))
+        store.delete_many(sorted(keys))
+    except PhotopipeError as exc:
+        log.warning("photo %s deleted; its renditions are left for photopipe gc: %s: %s",
+                    photo_id, type(exc).__name__, exc)
+    return True

@@ -180,10 +180,18 @@ class MetadataStore(Protocol):
         sharded, on the logical shard ``user_id`` is placed on (so a user's photos live
         together)."""
 
-    def create(self, photo: NewPhoto, *, enqueue: bool = True) -> Job:
+    def create(self, photo: NewPhoto, *, enqueue: bool = True,
+               idempotency_key: str | None = None) -> Job:
         """Insert ``photo`` as ``queued`` (or re-queue the existing row with these options, as
         a new generation with its attempts reset), and with ``enqueue`` put its job in the
-        outbox, in one transaction. Returns the job to render."""
+        outbox, in one transaction. Returns the job to render.
+
+        With ``idempotency_key`` (and the photo's ``user_id``), the key is recorded for the
+        photo in the same transaction; if the user's key names a photo already, nothing is
+        written and that photo's current job is returned (its id is not ``photo.id``)."""
+
+    def keyed(self, user_id: int, key: str) -> int | None:
+        """The photo the user's idempotency key names, if any."""
 
     def start(self, job: Job, *, refund: int | None = None) -> Claim:
         """Take a new lease on the photo for ``job``: ``processing``, one more attempt (none
@@ -255,6 +263,16 @@ class MetadataStore(Protocol):
 
     def counts(self) -> dict[str, int]:
         """How many photos are in each status (every status present, zeros included)."""
+
+    def delete(self, photo_id: int) -> tuple[PhotoRow, list[RenditionRow]] | None:
+        """Remove the photo: its row, its renditions' rows and its jobs in the outbox, in one
+        transaction. Returns what it was and the renditions it had (their objects are to be
+        deleted), or None when there was no such photo. A render of it still running loses
+        its lease, and a job for it turns up to nothing."""
+
+    def photos_of(self, user_id: int, before: int | None, limit: int) -> list[PhotoRow]:
+        """The user's photos with ids below ``before`` (None: from the newest), newest first,
+        at most ``limit``: keyset pagination on one shard (a user's photos live on theirs)."""
 
     def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]:
         """Up to ``limit`` photos of ``selection`` with ids above ``after``, by id (keyset

@@ -101,8 +101,13 @@ class SqlMetadata:
     def _sql(self, statement: str) -> str:
         return statement.format(now=self.NOW)
 
-    def create(self, photo: NewPhoto, *, enqueue: bool = True) -> Job:
+    def create(self, photo: NewPhoto, *, enqueue: bool = True,
+               idempotency_key: str | None = None) -> Job:
         with self._transaction() as cur:
+            if idempotency_key is not None:
+                earlier = self._claim_key(cur, photo, idempotency_key)
+                if earlier is not None:
+                    return earlier
             cur.execute(self._sql(_CREATE), (photo.id, photo.source_key, photo.ladder,
                                              photo.filter, photo.strength, photo.user_id))
             job = Job(photo.id, int(cur.fetchone()["generation"]))
@@ -110,6 +115,29 @@ class SqlMetadata:
                 cur.execute("INSERT INTO outbox (photo_id, generation) VALUES (%s, %s)",
                             (job.photo_id, job.generation))
         return job
+
+    def keyed(self, user_id: int, key: str) -> int | None:
+        with self._transaction() as cur:
+            cur.execute("SELECT photo_id FROM idempotency_keys WHERE user_id = %s AND key = %s",
+                        (user_id, key))
+            found = cur.fetchone()
+        return None if found is None else int(found["photo_id"])
+
+    def _claim_key(self, cur: Cursor, photo: NewPhoto, key: str) -> Job | None:
+        """Record ``key`` for ``photo``; or, when the user's key is taken, the job of the photo
+        it names (its row locked, so it is read as committed)."""
+        if photo.user_id is None:
+            raise ValueError("an idempotency key belongs to a user: the photo has none")
+        cur.execute("INSERT INTO idempotency_keys (user_id, key, photo_id) VALUES (%s, %s, %s) "
+                    "ON CONFLICT DO NOTHING RETURNING photo_id", (photo.user_id, key, photo.id))
+        if cur.fetchone() is not None:
+            return None
+        cur.execute("SELECT photo_id FROM idempotency_keys WHERE user_id = %s AND key = %s",
+                    (photo.user_id, key))
+        earlier = self._photo(cur, int(cur.fetchone()["photo_id"]), lock=True)
+        if earlier is None:  # deleted since: the key names nothing any more
+            raise PhotoNotFound(f"the photo of idempotency key {key!r} was deleted")
+        return Job(earlier.id, earlier.generation)
 
     def start(self, job: Job, *, refund: int | None = None) -> Claim:
         with self._transaction() as cur:
@@ -256,6 +284,23 @@ class SqlMetadata:
             cur.execute("SELECT status, count(*) AS n FROM photos GROUP BY status")
             found = {r["status"]: int(r["n"]) for r in cur.fetchall()}
         return {status: found.get(status, 0) for status in STATUSES}
+
+    def delete(self, photo_id: int) -> tuple[PhotoRow, list[RenditionRow]] | None:
+        with self._transaction() as cur:
+            row = self._photo(cur, photo_id, lock=True)
+            if row is None:
+                return None
+            dropped = self._drop_renditions(cur, photo_id)
+            cur.execute("DELETE FROM outbox WHERE photo_id = %s", (photo_id,))
+            cur.execute("DELETE FROM idempotency_keys WHERE photo_id = %s", (photo_id,))
+            cur.execute("DELETE FROM photos WHERE id = %s", (photo_id,))
+        return row, dropped
+
+    def photos_of(self, user_id: int, before: int | None, limit: int) -> list[PhotoRow]:
+        with self._transaction() as cur:
+            cur.execute("SELECT * FROM photos WHERE user_id = %s AND id < %s ORDER BY id DESC "
+                        "LIMIT %s", (user_id, 2**63 - 1 if before is None else before, limit))
+            return [photo_from_row(r) for r in cur.fetchall()]
 
     def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]:
         where, args = ["id > %s"], list[Any]([after])

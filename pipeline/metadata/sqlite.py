@@ -100,6 +100,16 @@ MIGRATIONS: tuple[str, ...] = (
         until   TEXT NOT NULL
     );
     """,
+    "CREATE INDEX photos_user ON photos (user_id, id DESC)",
+    """
+    CREATE TABLE idempotency_keys (
+        user_id     INTEGER NOT NULL,
+        key         TEXT NOT NULL,
+        photo_id    INTEGER NOT NULL,
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (user_id, key)
+    );
+    """,
 )
 _TRANSIENT_TEXT = ("locked", "busy", "disk i/o error", "database or disk is full")
 _REJECTED_TEXT = ("unable to open", "not a database", "no such table", "no such column",

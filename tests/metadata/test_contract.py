@@ -287,7 +287,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 5 and again.get(1) is not None
+    assert again.upgrade() == 6 and again.get(1) is not None
     again.close()
 
 
@@ -438,3 +438,51 @@ def test_a_run_regenerating_a_photo_again_changes_nothing(db: MetadataStore) -> 
     assert row is not None and row.generation == job.generation + 1 and db.outbox_size() == 1
     other = db.create_run("k2", "{}", "{}", "broker")  # another run is another request
     assert db.regenerate(other.id, change, cursor=4) == [Job(4, job.generation + 2)]
+
+
+def test_delete_removes_the_photo_its_renditions_and_its_jobs(db: MetadataStore) -> None:
+    job = _ready(db, NewPhoto(7, "originals/7", user_id=40))
+    db.create(NewPhoto(7, "originals/7", "classic", user_id=40))  # a job in the outbox too
+    gone = db.delete(7)
+    assert gone is not None and gone[0].id == 7 and gone[0].source_key == "originals/7"
+    assert gone[1] == ROWS  # the renditions it had: their objects are the caller's to delete
+    assert db.get(7) is None and db.renditions(7) == [] and db.outbox_size() == 0
+    assert db.delete(7) is None
+    with pytest.raises(PhotoNotFound):
+        db.start(job)  # a job that turns up later: nothing to render
+
+
+def test_a_render_running_while_its_photo_is_deleted_commits_nothing(db: MetadataStore) -> None:
+    claim = db.start(db.create(NewPhoto(8, "originals/8")))
+    assert db.delete(8) is not None
+    assert db.finish(8, claim.lease, SOURCE, ROWS) is None and db.get(8) is None
+
+
+def test_a_users_photos_newest_first_by_keyset(db: MetadataStore) -> None:
+    ids = [db.allocate_id(40) for _ in range(5)]
+    other = db.allocate_id(48)
+    for photo_id in ids:
+        db.create(NewPhoto(photo_id, f"originals/{photo_id}", user_id=40))
+    db.create(NewPhoto(other, f"originals/{other}", user_id=48))
+    newest = sorted(ids, reverse=True)
+    assert [r.id for r in db.photos_of(40, None, 3)] == newest[:3]
+    assert [r.id for r in db.photos_of(40, newest[2], 3)] == newest[3:]
+    assert db.photos_of(40, newest[-1], 3) == []
+    assert [r.id for r in db.photos_of(48, None, 10)] == [other]
+    assert db.photos_of(41, None, 10) == []
+
+
+def test_an_idempotency_key_names_the_photo_the_first_request_made(db: MetadataStore) -> None:
+    first = db.allocate_id(40)
+    job = db.create(NewPhoto(first, "originals/a", user_id=40), idempotency_key="k-1")
+    assert job.photo_id == first and db.keyed(40, "k-1") == first
+    retried = db.allocate_id(40)
+    again = db.create(NewPhoto(retried, "originals/b", user_id=40), idempotency_key="k-1")
+    assert again == Job(first, job.generation) and db.get(retried) is None
+    assert db.outbox_size() == 1  # the retry queued nothing
+    assert db.keyed(40, "k-2") is None and db.keyed(48, "k-1") is None  # per user
+    other = db.allocate_id(48)
+    assert db.create(NewPhoto(other, "originals/c", user_id=48),
+                     idempotency_key="k-1").photo_id == other
+    db.delete(first)
+    assert db.keyed(40, "k-1") is None  # a deleted photo's keys go with it

@@ -100,7 +100,10 @@ class ShardedMetadata:
         shard_map = self.shard_map()
         if shard_map is None:
             return call(self.catalog_store)
-        shard = shard_map.of_photo(photo_id)
+        return self._on_shard(shard_map, shard_map.of_photo(photo_id), call)
+
+    def _on_shard(self, shard_map: ShardMap, shard: int,
+                  call: Callable[[PostgresMetadata], T]) -> T:
         try:
             return call(self.view(shard))
         except ShardMoved:
@@ -161,7 +164,8 @@ class ShardedMetadata:
         # No user to place by (a tool's own photo): logical shard 0.
         return self.view(shard_map.of_user(user_id) if user_id is not None else 0).allocate_id()
 
-    def create(self, photo: NewPhoto, *, enqueue: bool = True) -> Job:
+    def create(self, photo: NewPhoto, *, enqueue: bool = True,
+               idempotency_key: str | None = None) -> Job:
         """Raises ValueError for a photo whose id is not on its user's shard (ids come from
         :meth:`allocate_id` with the user's id)."""
         shard_map = self.shard_map()
@@ -171,7 +175,15 @@ class ShardedMetadata:
                              f"{shard_map.of_photo(photo.id)}, its user {photo.user_id} on "
                              f"{shard_map.of_user(photo.user_id)}: allocate the id with "
                              "allocate_id(user_id)")
-        return self._routed(photo.id, lambda s: s.create(photo, enqueue=enqueue))
+        return self._routed(photo.id, lambda s: s.create(photo, enqueue=enqueue,
+                                                         idempotency_key=idempotency_key))
+
+    def keyed(self, user_id: int, key: str) -> int | None:
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return self.catalog_store.keyed(user_id, key)
+        return self._on_shard(shard_map, shard_map.of_user(user_id),
+                              lambda s: s.keyed(user_id, key))
 
     def start(self, job: Job, *, refund: int | None = None) -> Claim:
         return self._routed(job.photo_id, lambda s: s.start(job, refund=refund))
@@ -197,6 +209,16 @@ class ShardedMetadata:
 
     def get(self, photo_id: int) -> PhotoRow | None:
         return self._routed(photo_id, lambda s: s.get(photo_id))
+
+    def delete(self, photo_id: int) -> tuple[PhotoRow, list[RenditionRow]] | None:
+        return self._routed(photo_id, lambda s: s.delete(photo_id))
+
+    def photos_of(self, user_id: int, before: int | None, limit: int) -> list[PhotoRow]:
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return self.catalog_store.photos_of(user_id, before, limit)
+        return self._on_shard(shard_map, shard_map.of_user(user_id),
+                              lambda s: s.photos_of(user_id, before, limit))
 
     def renditions(self, photo_id: int) -> list[RenditionRow]:
         return self._routed(photo_id, lambda s: s.renditions(photo_id))
