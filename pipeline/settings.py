@@ -82,6 +82,7 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
     http_body_timeout: float = 30.0
+    cors_origins: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     encoding: Encoding = field(default_factory=Encoding)
 
@@ -175,6 +176,11 @@ class Settings:
             # Seconds the API waits for the next bytes of a request body before it drops the
             # client.
             http_body_timeout=_float(env, "PHOTOPIPE_HTTP_BODY_TIMEOUT", 30.0),
+            # Origins whose pages may call the API from a browser (comma-separated; `*` for
+            # any): CORS preflights answered, the Location and ETag headers exposed.
+            cors_origins=tuple(o.strip().rstrip("/") for o in
+                               (env.get("PHOTOPIPE_CORS_ORIGINS") or "").split(",")
+                               if o.strip()),
             limits=Limits(
                 # Largest width x height accepted, checked from the header before decoding.
                 max_pixels=_int(env, "PHOTOPIPE_MAX_PIXELS", defaults.max_pixels),

@@ -4,15 +4,21 @@ into a response; every error goes through :mod:`pipeline.web.errors`."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import mimetypes
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -20,7 +26,7 @@ from starlette.routing import Route
 from pipeline.errors import PhotoNotFound
 from pipeline.jobs import Options
 from pipeline.metadata import MetadataStore, PhotoRow, RenditionRow
-from pipeline.producer import Publisher, Upload, submit
+from pipeline.producer import Publisher, Upload, delete, resubmit, submit
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
 from pipeline.web import tickets
@@ -29,6 +35,8 @@ from pipeline.web.documents import FILES, Links, document, etag
 from pipeline.web.errors import TABLE, BadRequest, error_response
 
 MAX_ID = 2**63 - 1
+PAGE, MAX_PAGE = 20, 100  # photos a listing answers by default, and at most
+MAX_JSON = 4096  # bytes of a PATCH body
 
 
 @dataclass
@@ -58,13 +66,43 @@ class Door:
     def links(self) -> Links:
         return Links(self.settings, self.store(), self.key)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """On shutdown, the publisher's own resources go (the embedded default's pool)."""
+        yield
+        close = getattr(self.publisher, "close", None)
+        if close is not None:
+            close()
+
     def submit(self, upload: Upload) -> int:
         return submit(upload, self.store(), self.db(), self.publisher, self.settings)
 
     def photo(self, photo_id: int) -> tuple[PhotoRow | None, list[RenditionRow]]:
         row = self.db().get(photo_id)
-        ready = row is not None and row.status == "ready"
-        return row, self.db().renditions(photo_id) if ready else []
+        return row, self.renditions(row)
+
+    def renditions(self, row: PhotoRow | None) -> list[RenditionRow]:
+        return self.db().renditions(row.id) if row is not None and row.status == "ready" else []
+
+    def owned(self, photo_id: int, user_id: int) -> PhotoRow:
+        """The photo's row if it is the user's. Raises PhotoNotFound otherwise."""
+        row = self.db().get(photo_id)
+        if row is None or row.user_id != user_id:
+            raise PhotoNotFound(f"no photo {photo_id}")
+        return row
+
+    def rerender(self, photo_id: int, user_id: int, options: Options) -> None:
+        self.owned(photo_id, user_id)
+        resubmit(photo_id, options, self.db(), self.publisher, self.settings)
+
+    def delete(self, photo_id: int, user_id: int) -> None:
+        self.owned(photo_id, user_id)
+        delete(photo_id, self.store(), self.db(), self.settings)
+
+    def listing(self, user_id: int, before: int | None,
+                limit: int) -> list[tuple[PhotoRow, list[RenditionRow]]]:
+        rows = self.db().photos_of(user_id, before, limit)
+        return [(row, self.renditions(row)) for row in rows]
 
 
 def create_app(door: Door) -> Starlette:
@@ -78,16 +116,35 @@ def create_app(door: Door) -> Starlette:
     routes = [
         Route("/v1/photos", bind(upload), methods=["POST"]),
         Route("/v1/photos/{photo_id}", bind(photo), methods=["GET"]),
+        Route("/v1/photos/{photo_id}", bind(change), methods=["PATCH"]),
+        Route("/v1/photos/{photo_id}", bind(remove), methods=["DELETE"]),
+        Route("/v1/users/{user_id}/photos", bind(listing), methods=["GET"]),
         Route(FILES + "{key:path}", bind(files), methods=["GET"]),
+        Route("/v1/openapi.json", bind(openapi), methods=["GET"]),
         Route("/healthz", bind(healthz), methods=["GET"]),
         Route("/readyz", bind(readyz), methods=["GET"]),
     ]
     handlers: dict[Any, Any] = {kind: _handle for kind, _, _ in TABLE}
     handlers[HTTPException] = _handle
     handlers[Exception] = _handle
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    cors = Middleware(JsonCors, allow_origins=list(door.settings.cors_origins),
+                      allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                      allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                      expose_headers=["Location", "ETag"], max_age=600)
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[cors],
+                    lifespan=door.lifespan)
     app.router.redirect_slashes = False  # an unknown path is a JSON 404, not a redirect
     return app
+
+
+class JsonCors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered like every other error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        return error_response(BadRequest(bytes(response.body).decode() or "CORS refused"))
 
 
 async def _handle(request: Request, exc: Exception) -> Response:
@@ -119,10 +176,11 @@ async def upload(request: Request, door: Door) -> Response:
     """``POST /v1/photos``: the raw body is the image; 202 with the photo's document."""
     ticket = authorise(request, door)
     options = options_of(request)
+    key = idempotency_key(request)
     limit = min(ticket.max_bytes, door.settings.limits.max_bytes)
     data = await read_upload(request, limit, door.settings.http_body_timeout)
     photo_id = await run_in_threadpool(door.submit, Upload(
-        ticket.user_id, data, None, options.filter, options.strength, options.ladder))
+        ticket.user_id, data, None, options.filter, options.strength, options.ladder, key))
     response = await _document(door, photo_id, ticket, status_code=202)
     response.headers["Location"] = f"/v1/photos/{photo_id}"
     return response
@@ -131,11 +189,89 @@ async def upload(request: Request, door: Door) -> Response:
 async def photo(request: Request, door: Door) -> Response:
     """``GET /v1/photos/{id}``: the document, for its own user only (404 for anyone else)."""
     ticket = authorise(request, door)
-    raw = request.path_params["photo_id"]
+    return await _document(door, id_of(request, "photo_id"), ticket,
+                           if_none_match=request.headers.get("if-none-match"))
+
+
+async def change(request: Request, door: Door) -> Response:
+    """``PATCH /v1/photos/{id}`` with ``{"filter", "strength", "ladder"}`` (each optional):
+    rendered again with them, as a new generation; 202 with the document."""
+    ticket = authorise(request, door)
+    photo_id = id_of(request, "photo_id")
+    changes = await _json_body(request, door)
+    row = await run_in_threadpool(door.owned, photo_id, ticket.user_id)
+    options = _changed(row, changes)
+    await run_in_threadpool(door.rerender, photo_id, ticket.user_id, options)
+    return await _document(door, photo_id, ticket, status_code=202)
+
+
+async def remove(request: Request, door: Door) -> Response:
+    """``DELETE /v1/photos/{id}``: the photo, its renditions and its original; 204."""
+    ticket = authorise(request, door)
+    await run_in_threadpool(door.delete, id_of(request, "photo_id"), ticket.user_id)
+    return Response(status_code=204)
+
+
+async def listing(request: Request, door: Door) -> Response:
+    """``GET /v1/users/{id}/photos?before=&limit=``: newest first; ``next`` is the
+    ``before`` of the next page (null on the last)."""
+    ticket = authorise(request, door)
+    if id_of(request, "user_id") != ticket.user_id:
+        raise PhotoNotFound("no such user's photos")  # another user's: as if none
+    before = request.query_params.get("before")
+    limit = request.query_params.get("limit") or str(PAGE)
+    if (before is not None and not before.isdigit()) or not limit.isdigit() or \
+            not 1 <= int(limit) <= MAX_PAGE:
+        raise BadRequest(f"before is a photo id, limit 1 to {MAX_PAGE}")
+    newest = before is None or int(before) > MAX_ID  # past every id: from the newest
+    found = await run_in_threadpool(door.listing, ticket.user_id,
+                                    None if newest else int(before or 0), int(limit))
+    links = door.links()
+    page = [document(row, renditions, links.url) for row, renditions in found]
+    last = found[-1][0].id if len(found) == int(limit) else None
+    return JSONResponse({"photos": page, "next": None if last is None else str(last)},
+                        headers={"Cache-Control": "no-store"})
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 255 printable ASCII characters, or absent."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (0 < len(key) <= 255 and key.isascii() and key.isprintable()):
+        raise BadRequest("Idempotency-Key is 1 to 255 printable ASCII characters")
+    return key
+
+
+def id_of(request: Request, name: str) -> int:
+    """A path's id; anything but one is a photo that does not exist (404)."""
+    raw = request.path_params[name]
     if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
         raise PhotoNotFound(f"no photo {raw}")
-    return await _document(door, int(raw), ticket,
-                           if_none_match=request.headers.get("if-none-match"))
+    return int(raw)
+
+
+async def _json_body(request: Request, door: Door) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_JSON:
+        raise BadRequest(f"a JSON body of at most {MAX_JSON} bytes")
+    try:
+        found = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise BadRequest("the body is not JSON") from exc
+    if not isinstance(found, dict) or set(found) - {"filter", "strength", "ladder"}:
+        raise BadRequest("send an object of filter, strength and ladder")
+    return found
+
+
+def _changed(row: PhotoRow, changes: dict[str, Any]) -> Options:
+    """The photo's options with ``changes`` applied. Raises BadRequest."""
+    try:
+        strength = changes.get("strength", row.strength)
+        if isinstance(strength, bool) or not isinstance(strength, int | float):
+            raise ValueError("strength must be a number")
+        return Options(changes.get("ladder", row.ladder), changes.get("filter", row.filter),
+                       float(strength))
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 async def _document(door: Door, photo_id: int, ticket: tickets.Ticket, *, status_code: int = 200,
@@ -163,6 +299,14 @@ async def files(request: Request, door: Door) -> Response:
     kind = mimetypes.guess_type(key)[0] or "application/octet-stream"
     return Response(data, media_type=kind,
                     headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text())
+
+
+async def openapi(request: Request, door: Door) -> Response:
+    """The API's contract (the tests fuzz the API from it and check every response)."""
+    return JSONResponse(OPENAPI)
 
 
 async def healthz(request: Request, door: Door) -> Response:

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from pipeline.errors import (
     ConfigurationError,
     ImageRejected,
+    ObjectNotFound,
     PhotoNotFound,
     TooLarge,
     TransientError,
@@ -41,6 +42,7 @@ class IncompleteBody(Exception):
 TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (Unauthorized, 401, "unauthorized"),
     (PhotoNotFound, 404, "not_found"),
+    (ObjectNotFound, 404, "not_found"),
     (TooLarge, 413, "too_large"),
     (UnsupportedFormat, 415, "unsupported_format"),
     (ImageRejected, 422, "rejected"),

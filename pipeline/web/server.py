@@ -65,6 +65,11 @@ class Background:
         future: Future[str] = self.pool.submit(_render, job)
         future.add_done_callback(_surface)
 
+    def close(self) -> None:
+        """Stop the pool: renders running finish, queued ones are dropped (their photos stay
+        queued, for the stuck sweep or a new submit)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
 
 log = logging.getLogger(__name__)
 # A pool process's stores, opened once by its initializer.

@@ -217,3 +217,108 @@ def test_a_trailing_slash_is_not_redirected(server: Server) -> None:
     token = ticket(server)
     assert error(server.request("GET", "/v1/photos/", headers=bearer(token))) == (404,
                                                                                  "not_found")
+
+
+def test_patch_renders_again_as_a_new_generation(server: Server) -> None:
+    token = ticket(server, 51)
+    photo_id = upload(server, token, JPEG).json()["photo_id"]
+    first = until_ready(server, token, photo_id).json()
+    reply = server.request("PATCH", f"/v1/photos/{photo_id}",
+                           b'{"filter": "rise", "strength": 0.25}', bearer(token))
+    assert reply.status == 202
+    changed = reply.json()
+    assert (changed["generation"], changed["filter"], changed["strength"],
+            changed["ladder"]) == (first["generation"] + 1, "rise", 0.25, "default")
+    assert changed["status"] in ("queued", "processing", "ready")
+    done = until_ready(server, token, photo_id).json()
+    assert done["generation"] == first["generation"] + 1
+    assert {r["url"].split("?")[0] for r in done["renditions"]}.isdisjoint(
+        {r["url"].split("?")[0] for r in first["renditions"]})  # new keys: caches stay true
+    for body in (b'{"strength": 3}', b'{"filter": "nosuchlook"}', b'{"colour": 1}', b"[1]",
+                 b"not json", b'{"strength": true}', b'{"ladder": {"a": 1}}'):
+        assert error(server.request("PATCH", f"/v1/photos/{photo_id}", body,
+                                    bearer(token))) == (400, "bad_request"), body
+    other = ticket(server, 52)
+    assert error(server.request("PATCH", f"/v1/photos/{photo_id}", b"{}", bearer(other))) == (
+        404, "not_found")
+
+
+def test_delete_removes_the_photo_its_renditions_and_its_original(server: Server) -> None:
+    token, other = ticket(server, 61), ticket(server, 62)
+    photo_id = upload(server, token, JPEG).json()["photo_id"]
+    document = until_ready(server, token, photo_id).json()
+    assert error(server.request("DELETE", f"/v1/photos/{photo_id}", headers=bearer(other))) == (
+        404, "not_found")
+    assert server.request("DELETE", f"/v1/photos/{photo_id}", headers=bearer(token)).status == 204
+    assert error(server.request("GET", f"/v1/photos/{photo_id}", headers=bearer(token))) == (
+        404, "not_found")
+    assert photo_id not in originals(server)
+    assert error(server.request("GET", document["renditions"][0]["url"])) == (404, "not_found")
+    objects = Path(server.env["PHOTOPIPE_DATA_DIR"]) / "objects" / "photos" / photo_id
+    assert not objects.exists() or not any(objects.rglob("*.*"))
+    assert error(server.request("DELETE", f"/v1/photos/{photo_id}", headers=bearer(token))) == (
+        404, "not_found")
+
+
+def test_a_users_photos_page_newest_first_and_only_their_own(server: Server) -> None:
+    token, other = ticket(server, 71), ticket(server, 72)
+    ids = [upload(server, token, photo(i, size=(160, 120))).json()["photo_id"]
+           for i in range(5)]
+    upload(server, other, JPEG)
+    newest = sorted(ids, key=int, reverse=True)
+    first = server.request("GET", "/v1/users/71/photos?limit=3", headers=bearer(token)).json()
+    assert [p["photo_id"] for p in first["photos"]] == newest[:3]
+    assert first["next"] == newest[2]
+    rest = server.request("GET", f"/v1/users/71/photos?limit=3&before={first['next']}",
+                          headers=bearer(token)).json()
+    assert [p["photo_id"] for p in rest["photos"]] == newest[3:] and rest["next"] is None
+    assert error(server.request("GET", "/v1/users/71/photos", headers=bearer(other))) == (
+        404, "not_found")
+    huge = server.request("GET", f"/v1/users/71/photos?limit=2&before={2**64}",
+                          headers=bearer(token)).json()
+    assert [p["photo_id"] for p in huge["photos"]] == newest[:2]  # past every id: the newest
+    for query in ("?limit=0", "?limit=101", "?before=x", "?limit=-1"):
+        assert error(server.request("GET", f"/v1/users/71/photos{query}",
+                                    headers=bearer(token))) == (400, "bad_request"), query
+
+
+def test_an_idempotency_key_makes_a_retried_post_return_the_same_photo(server: Server) -> None:
+    token, other = ticket(server, 81), ticket(server, 82)
+    key = {"Idempotency-Key": "upload-2026-12-06-0001"}
+    before = originals(server)
+    first = server.request("POST", "/v1/photos", JPEG, {**bearer(token), **key})
+    again = server.request("POST", "/v1/photos", JPEG, {**bearer(token), **key})
+    assert first.status == again.status == 202
+    assert first.json()["photo_id"] == again.json()["photo_id"]
+    assert again.headers["location"] == first.headers["location"]
+    assert len(originals(server)) == len(before) + 1  # the retry stored nothing
+    fresh = server.request("POST", "/v1/photos", JPEG,
+                           {**bearer(token), "Idempotency-Key": "another"})
+    theirs = server.request("POST", "/v1/photos", JPEG, {**bearer(other), **key})
+    assert len({first.json()["photo_id"], fresh.json()["photo_id"],
+                theirs.json()["photo_id"]}) == 3  # keys are per user
+    for bad in ("", "x" * 256, "caf\u00e9"):
+        headers = {**bearer(token), "Idempotency-Key": bad}
+        assert error(server.request("POST", "/v1/photos", JPEG, headers)) == (
+            400, "bad_request"), bad
+
+
+def test_cors_preflights_for_the_configured_origins_only(tmp_path: Path) -> None:
+    env = embedded(tmp_path / "data", PHOTOPIPE_CORS_ORIGINS="https://app.example")
+    with serve(env, tmp_path / "serve.log") as cors:
+        asked = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, idempotency-key"}
+        allowed = cors.request("OPTIONS", "/v1/photos", headers=asked)
+        assert allowed.status == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        assert {"authorization", "idempotency-key"} <= {
+            h.strip().lower() for h in allowed.headers["access-control-allow-headers"].split(",")}
+        other = cors.request("OPTIONS", "/v1/photos",
+                             headers={**asked, "Origin": "https://evil.example"})
+        assert error(other) == (400, "bad_request")
+        token = cli(env, "ticket", "--user-id", "9").stdout.strip()
+        posted = cors.request("POST", "/v1/photos", JPEG,
+                              {**bearer(token), "Origin": "https://app.example"})
+        assert posted.status == 202
+        exposed = posted.headers["access-control-expose-headers"].lower()
+        assert "location" in exposed and "etag" in exposed

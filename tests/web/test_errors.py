@@ -15,6 +15,7 @@ from pipeline.web.tickets import Unauthorized
 @pytest.mark.parametrize(("exc", "status", "code"), [
     (Unauthorized("no ticket"), 401, "unauthorized"),
     (errors.PhotoNotFound("no photo 3"), 404, "not_found"),
+    (errors.ObjectNotFound("no object"), 404, "not_found"),
     (errors.TooLarge("too big"), 413, "too_large"),
     (errors.UnsupportedFormat("not an image"), 415, "unsupported_format"),
     (errors.Truncated("ends early"), 422, "truncated"),
