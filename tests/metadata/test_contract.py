@@ -287,7 +287,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 6 and again.get(1) is not None
+    assert again.upgrade() == 7 and again.get(1) is not None
     again.close()
 
 
