@@ -52,12 +52,13 @@ class FlakyDb(SqliteMetadata):
         super().__init__(path)
         self.store, self.failures, self.creates = store, failures, 0
 
-    def create(self, photo: NewPhoto, *, enqueue: bool = True) -> Job:
+    def create(self, photo: NewPhoto, *, enqueue: bool = True,
+               idempotency_key: str | None = None) -> Job:
         assert self.store.exists(photo.source_key), "the row was inserted before the original"
         self.creates += 1
         if self.creates <= self.failures:
             raise DatabaseUnavailable("the database system is shutting down")
-        return super().create(photo, enqueue=enqueue)
+        return super().create(photo, enqueue=enqueue, idempotency_key=idempotency_key)
 
 
 def test_submit_commits_row_and_original_before_publishing(postgres_url: str) -> None:
