@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import pytest
 from PIL import Image
 
 from pipeline.core import memory
+from pipeline.metadata import Selection
+from pipeline.metadata.sqlite import SqliteMetadata
+from tests.faults.harness import Check, report
 
 MB = 1 << 20
 GOOD = ("big.jpg", "big.png", "big.webp")
@@ -71,6 +75,22 @@ def run_process(photos: Path, data_dir: Path, wrapper: list[str]) -> dict[str, d
             for line in lines}
 
 
+def found(results: dict[str, dict[str, str]], data_dir: Path) -> Check:
+    """What the run left, for the fault report: endings, rows and objects, attempts."""
+    db = SqliteMetadata(str(data_dir / "photopipe.db"))
+    rows = [r for r in db.scan(Selection(), 0, 100) if r is not None]
+    renditions = [k for r in rows for k in db.renditions(r.id)]
+    db.close()
+    objects = [p for p in (data_dir / "objects" / "photos").rglob("*") if p.is_file()]
+    assert len(renditions) == len(objects)  # every row has its object, and back
+    return Check(statuses=Counter(r["status"] for r in results.values()),
+                 codes=Counter(r["code"] for r in results.values() if r["code"]),
+                 rows=len(renditions), objects=len(objects),
+                 max_attempts=max(r.attempts for r in rows),
+                 renders=Counter(f"{r['status']} {r['code']}".strip()
+                                 for r in results.values()))
+
+
 def check(results: dict[str, dict[str, str]]) -> None:
     for name in GOOD:
         result = results[name]
@@ -87,6 +107,11 @@ def test_under_an_address_space_limit(photos: Path, tmp_path: Path) -> None:
     check(results)
     assert results["big.webp"]["code"] == "out_of_memory"
     assert results["big.jpg"]["status"] == "ready"  # drafted at 1/8 scale: a few MB
+    report("Address space limited", "`photopipe process` under `prlimit --as=976MB`: 100 MP "
+           "JPEG, PNG and WebP, and a truncated JPEG, a scrambled PNG and WebP",
+           "the decode's need, estimated from the header, is compared with what the process "
+           "can still get: the WebP (1.5 GB) is `out_of_memory` before it is decoded, never "
+           "`corrupt`; the bad files keep their verdicts", found(results, tmp_path))
 
 
 def test_under_a_memory_cgroup(photos: Path, tmp_path: Path) -> None:
@@ -97,6 +122,10 @@ def test_under_a_memory_cgroup(photos: Path, tmp_path: Path) -> None:
         results = run_process(photos, tmp_path, wrapper)
     check(results)
     assert results["big.webp"]["code"] == "out_of_memory"
+    report("Memory cgroup of 600 MB", "`photopipe process` in a private memory cgroup (v1 "
+           "here, v2 where the machine has it), the same files", "the cgroup's limit less "
+           "its usage bounds the decode: the WebP is `out_of_memory` before the kernel would "
+           "kill the process; the bad files keep their verdicts", found(results, tmp_path))
 
 
 @contextlib.contextmanager
