@@ -83,6 +83,7 @@ class Settings:
     public_base_url: str | None = None
     http_body_timeout: float = 30.0
     cors_origins: tuple[str, ...] = ()
+    uploads_per_minute: int = 0
     limits: Limits = field(default_factory=Limits)
     encoding: Encoding = field(default_factory=Encoding)
 
@@ -99,6 +100,8 @@ class Settings:
             raise ValueError("PHOTOPIPE_STUCK_AFTER must be a positive number of seconds")
         if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1:
             raise ValueError("database timeouts must be positive")
+        if self.uploads_per_minute < 0:
+            raise ValueError("PHOTOPIPE_UPLOADS_PER_MINUTE must not be negative")
         if self.http_body_timeout <= 0:
             raise ValueError("PHOTOPIPE_HTTP_BODY_TIMEOUT must be a positive number of seconds")
         if self.secret_key is not None and len(self.secret_key) < 16:
@@ -178,6 +181,9 @@ class Settings:
             http_body_timeout=_float(env, "PHOTOPIPE_HTTP_BODY_TIMEOUT", 30.0),
             # Origins whose pages may call the API from a browser (comma-separated; `*` for
             # any): CORS preflights answered, the Location and ETag headers exposed.
+            # Uploads one user may start a minute, across every serve process (429 past it,
+            # with Retry-After); 0 for no limit.
+            uploads_per_minute=_int(env, "PHOTOPIPE_UPLOADS_PER_MINUTE", 0),
             cors_origins=tuple(o.strip().rstrip("/") for o in
                                (env.get("PHOTOPIPE_CORS_ORIGINS") or "").split(",")
                                if o.strip()),

@@ -27,6 +27,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "PHOTOPIPE_PUBLIC_BASE_URL": ("https://cdn.example/p/", "public_base_url",
                                   "https://cdn.example/p"),
     "PHOTOPIPE_HTTP_BODY_TIMEOUT": ("7.5", "http_body_timeout", 7.5),
+    "PHOTOPIPE_UPLOADS_PER_MINUTE": ("30", "uploads_per_minute", 30),
     "PHOTOPIPE_CORS_ORIGINS": ("https://a.example, https://b.example/", "cors_origins",
                                ("https://a.example", "https://b.example")),
     "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS": ("1234", "statement_timeout_ms", 1234),

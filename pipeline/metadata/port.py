@@ -193,6 +193,10 @@ class MetadataStore(Protocol):
     def keyed(self, user_id: int, key: str) -> int | None:
         """The photo the user's idempotency key names, if any."""
 
+    def count_upload(self, user_id: int) -> tuple[int, float]:
+        """Count one upload of the user in the current minute (the database's clock); return
+        how many this minute holds now, and the seconds until the next one begins."""
+
     def start(self, job: Job, *, refund: int | None = None) -> Claim:
         """Take a new lease on the photo for ``job``: ``processing``, one more attempt (none
         when ``refund`` is the current lease: that attempt only waited out an outage).

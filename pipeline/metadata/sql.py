@@ -116,6 +116,21 @@ class SqlMetadata:
                             (job.photo_id, job.generation))
         return job
 
+    def count_upload(self, user_id: int) -> tuple[int, float]:
+        now = self.EPOCH.format(self.NOW)
+        with self._transaction() as cur:
+            cur.execute(f"SELECT {now} AS now")
+            clock = float(cur.fetchone()["now"])
+            minute = int(clock // 60)
+            cur.execute("INSERT INTO upload_counts (user_id, minute, n) VALUES (%s, %s, 1) "
+                        "ON CONFLICT (user_id, minute) DO UPDATE SET n = upload_counts.n + 1 "
+                        "RETURNING n", (user_id, minute))
+            count = int(cur.fetchone()["n"])
+            if count == 1:  # the first of a minute clears the user's earlier minutes
+                cur.execute("DELETE FROM upload_counts WHERE user_id = %s AND minute < %s",
+                            (user_id, minute))
+        return count, (minute + 1) * 60 - clock
+
     def keyed(self, user_id: int, key: str) -> int | None:
         with self._transaction() as cur:
             cur.execute("SELECT photo_id FROM idempotency_keys WHERE user_id = %s AND key = %s",

@@ -110,6 +110,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user_id, key)
     );
     """,
+    """
+    CREATE TABLE upload_counts (
+        user_id  INTEGER NOT NULL,
+        minute   INTEGER NOT NULL,
+        n        INTEGER NOT NULL,
+        PRIMARY KEY (user_id, minute)
+    );
+    """,
 )
 _TRANSIENT_TEXT = ("locked", "busy", "disk i/o error", "database or disk is full")
 _REJECTED_TEXT = ("unable to open", "not a database", "no such table", "no such column",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import mimetypes
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +33,7 @@ from pipeline.storage import ObjectStore
 from pipeline.web import tickets
 from pipeline.web.body import read_upload
 from pipeline.web.documents import FILES, Links, document, etag
-from pipeline.web.errors import TABLE, BadRequest, error_response
+from pipeline.web.errors import TABLE, BadRequest, RateLimited, error_response
 
 MAX_ID = 2**63 - 1
 PAGE, MAX_PAGE = 20, 100  # photos a listing answers by default, and at most
@@ -73,6 +74,14 @@ class Door:
         close = getattr(self.publisher, "close", None)
         if close is not None:
             close()
+
+    def admit(self, user_id: int) -> None:
+        """Count an upload the user starts. Raises RateLimited past the minute's limit."""
+        limit = self.settings.uploads_per_minute
+        if limit:
+            count, wait = self.db().count_upload(user_id)
+            if count > limit:
+                raise RateLimited(f"over {limit} uploads this minute", math.ceil(wait))
 
     def submit(self, upload: Upload) -> int:
         return submit(upload, self.store(), self.db(), self.publisher, self.settings)
@@ -177,6 +186,7 @@ async def upload(request: Request, door: Door) -> Response:
     ticket = authorise(request, door)
     options = options_of(request)
     key = idempotency_key(request)
+    await run_in_threadpool(door.admit, ticket.user_id)
     limit = min(ticket.max_bytes, door.settings.limits.max_bytes)
     data = await read_upload(request, limit, door.settings.http_body_timeout)
     photo_id = await run_in_threadpool(door.submit, Upload(

@@ -34,6 +34,14 @@ class BodyTimeout(Exception):
     """The client sent nothing for ``PHOTOPIPE_HTTP_BODY_TIMEOUT`` seconds (408)."""
 
 
+class RateLimited(Exception):
+    """The user started more uploads this minute than ``PHOTOPIPE_UPLOADS_PER_MINUTE`` (429)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class IncompleteBody(Exception):
     """The body ended before its declared length, or the client went away (400)."""
 
@@ -49,6 +57,7 @@ TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (BadRequest, 400, "bad_request"),
     (IncompleteBody, 400, "incomplete_body"),
     (BodyTimeout, 408, "body_timeout"),
+    (RateLimited, 429, "rate_limited"),
     (TransientError, 503, "unavailable"),
     (ConfigurationError, 500, "configuration"),
 )
@@ -60,8 +69,11 @@ def error_response(exc: BaseException) -> JSONResponse:
     500 ``internal_error`` (logged with its traceback, which the client never sees)."""
     for kind, status, code in TABLE:
         if isinstance(exc, kind):
-            return _json(status, getattr(exc, "code", code) if kind is ImageRejected else code,
-                         str(exc) or code.replace("_", " "))
+            response = _json(status, getattr(exc, "code", code) if kind is ImageRejected
+                             else code, str(exc) or code.replace("_", " "))
+            if isinstance(exc, RateLimited):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
     if isinstance(exc, HTTPException):
         return _json(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"),
                      str(exc.detail))

@@ -287,7 +287,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 7 and again.get(1) is not None
+    assert again.upgrade() == 8 and again.get(1) is not None
     again.close()
 
 
@@ -486,3 +486,13 @@ def test_an_idempotency_key_names_the_photo_the_first_request_made(db: MetadataS
                      idempotency_key="k-1").photo_id == other
     db.delete(first)
     assert db.keyed(40, "k-1") is None  # a deleted photo's keys go with it
+
+
+def test_uploads_are_counted_per_user_and_minute(db: MetadataStore) -> None:
+    if 60 - time.time() % 60 < 5:  # not across a minute's edge (loopback: the same clock)
+        time.sleep(60 - time.time() % 60 + 0.2)
+    counted = [db.count_upload(40) for _ in range(3)]
+    assert [n for n, _ in counted] == [1, 2, 3]
+    assert all(0 < wait <= 60 for _, wait in counted)
+    assert counted[0][1] >= counted[2][1]  # the same minute's end, drawing nearer
+    assert db.count_upload(48)[0] == 1  # another user's minute is theirs

@@ -322,3 +322,19 @@ def test_cors_preflights_for_the_configured_origins_only(tmp_path: Path) -> None
         assert posted.status == 202
         exposed = posted.headers["access-control-expose-headers"].lower()
         assert "location" in exposed and "etag" in exposed
+
+
+def test_uploads_per_minute_hold_across_serve_processes(tmp_path: Path) -> None:
+    """Three a minute: two through one process, one through another, the fourth refused."""
+    if 60 - time.time() % 60 < 15:  # not across a minute's edge (the database's clock)
+        time.sleep(60 - time.time() % 60 + 0.5)
+    env = embedded(tmp_path / "data", PHOTOPIPE_UPLOADS_PER_MINUTE="3")
+    with serve(env, tmp_path / "a.log") as first, serve(env, tmp_path / "b.log") as second:
+        token, other = (cli(env, "ticket", "--user-id", u).stdout.strip() for u in ("5", "6"))
+        replies = [server.request("POST", "/v1/photos", JPEG, bearer(token))
+                   for server in (first, second, first)]
+        assert [r.status for r in replies] == [202, 202, 202]
+        refused = second.request("POST", "/v1/photos", JPEG, bearer(token))
+        assert error(refused) == (429, "rate_limited")
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert first.request("POST", "/v1/photos", JPEG, bearer(other)).status == 202

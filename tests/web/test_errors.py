@@ -8,7 +8,13 @@ import pytest
 from starlette.exceptions import HTTPException
 
 from pipeline import errors
-from pipeline.web.errors import BadRequest, BodyTimeout, IncompleteBody, error_response
+from pipeline.web.errors import (
+    BadRequest,
+    BodyTimeout,
+    IncompleteBody,
+    RateLimited,
+    error_response,
+)
 from pipeline.web.tickets import Unauthorized
 
 
@@ -23,6 +29,7 @@ from pipeline.web.tickets import Unauthorized
     (BadRequest("strength"), 400, "bad_request"),
     (IncompleteBody("short"), 400, "incomplete_body"),
     (BodyTimeout("slow"), 408, "body_timeout"),
+    (RateLimited("over 3 uploads", 17), 429, "rate_limited"),
     (errors.DatabaseUnavailable("down"), 503, "unavailable"),
     (errors.StorageUnavailable("down"), 503, "unavailable"),
     (errors.StorageRejected("credentials"), 500, "configuration"),
@@ -36,5 +43,9 @@ def test_each_error_answers_its_status_and_code(exc: Exception, status: int, cod
     assert response.status_code == status and set(body) == {"error"}
     assert body["error"]["code"] == code and isinstance(body["error"]["message"], str)
     assert "secret" not in body["error"]["message"]  # an unexpected error is never shown
-    assert ("retry-after" in response.headers) == (status == 503)
+    assert ("retry-after" in response.headers) == (status in (429, 503))
     assert ("www-authenticate" in response.headers) == (status == 401)
+
+
+def test_a_rate_limit_says_when_to_come_back() -> None:
+    assert error_response(RateLimited("over 3", 17)).headers["retry-after"] == "17"

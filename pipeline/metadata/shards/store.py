@@ -178,6 +178,13 @@ class ShardedMetadata:
         return self._routed(photo.id, lambda s: s.create(photo, enqueue=enqueue,
                                                          idempotency_key=idempotency_key))
 
+    def count_upload(self, user_id: int) -> tuple[int, float]:
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return self.catalog_store.count_upload(user_id)
+        return self._on_shard(shard_map, shard_map.of_user(user_id),
+                              lambda s: s.count_upload(user_id))
+
     def keyed(self, user_id: int, key: str) -> int | None:
         shard_map = self.shard_map()
         if shard_map is None:
