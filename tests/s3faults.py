@@ -78,9 +78,9 @@ class FaultyS3:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         if request.command != "HEAD":
-            request.wfile.write(data)
-            with self._lock:
+            with self._lock:  # counted before it is written: the reader cannot be first
                 self.sent += len(data)
+            request.wfile.write(data)
         upstream.close()
 
     def _take_fault(self, request: BaseHTTPRequestHandler) -> tuple[Any, ...] | None:
