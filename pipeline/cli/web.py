@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigurationError
+from pipeline.observability.registry import use_directory
 from pipeline.settings import Settings
 from pipeline.web import tickets
 
@@ -34,14 +36,17 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigurationError as exc:
         print(f"photopipe: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
     if args.workers < 1:
         print("photopipe: --workers must be at least 1", file=sys.stderr)
         return 2
-    os.environ.setdefault("PHOTOPIPE_LOG_FORMAT", settings.log_format)
+    # before prometheus_client loads: every process of this serve counts into one directory
+    use_directory((settings.metrics_dir or Path(tempfile.gettempdir()))
+                  / f"photopipe-serve-metrics-{args.port}")
+    import uvicorn
+
     uvicorn.run("pipeline.web.server:asgi", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", timeout_graceful_shutdown=10)
+                workers=args.workers, log_level="info", access_log=False,
+                timeout_graceful_shutdown=10)
     return 0
 
 

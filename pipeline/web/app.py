@@ -30,10 +30,10 @@ from pipeline.metadata import MetadataStore, PhotoRow, RenditionRow
 from pipeline.producer import Publisher, Upload, delete, resubmit, submit
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
-from pipeline.web import tickets
+from pipeline.web import metrics, tickets
 from pipeline.web.body import read_upload
 from pipeline.web.documents import FILES, Links, document, etag
-from pipeline.web.errors import TABLE, BadRequest, RateLimited, error_response
+from pipeline.web.errors import TABLE, BadRequest, RateLimited, decimal, error_response
 
 MAX_ID = 2**63 - 1
 PAGE, MAX_PAGE = 20, 100  # photos a listing answers by default, and at most
@@ -131,6 +131,7 @@ def create_app(door: Door) -> Starlette:
         Route(FILES + "{key:path}", bind(files), methods=["GET"]),
         Route("/v1/openapi.json", bind(openapi), methods=["GET"]),
         Route("/healthz", bind(healthz), methods=["GET"]),
+        Route("/metrics", bind(metrics_page), methods=["GET"]),
         Route("/readyz", bind(readyz), methods=["GET"]),
     ]
     handlers: dict[Any, Any] = {kind: _handle for kind, _, _ in TABLE}
@@ -188,9 +189,11 @@ async def upload(request: Request, door: Door) -> Response:
     key = idempotency_key(request)
     await run_in_threadpool(door.admit, ticket.user_id)
     limit = min(ticket.max_bytes, door.settings.limits.max_bytes)
-    data = await read_upload(request, limit, door.settings.http_body_timeout)
-    photo_id = await run_in_threadpool(door.submit, Upload(
-        ticket.user_id, data, None, options.filter, options.strength, options.ladder, key))
+    with metrics.UPLOADS.track_inprogress():
+        data = await read_upload(request, limit, door.settings.http_body_timeout)
+        photo_id = await run_in_threadpool(door.submit, Upload(
+            ticket.user_id, data, None, options.filter, options.strength, options.ladder,
+            key))
     response = await _document(door, photo_id, ticket, status_code=202)
     response.headers["Location"] = f"/v1/photos/{photo_id}"
     return response
@@ -230,7 +233,7 @@ async def listing(request: Request, door: Door) -> Response:
         raise PhotoNotFound("no such user's photos")  # another user's: as if none
     before = request.query_params.get("before")
     limit = request.query_params.get("limit") or str(PAGE)
-    if (before is not None and not before.isdigit()) or not limit.isdigit() or \
+    if (before is not None and not decimal(before)) or not decimal(limit) or \
             not 1 <= int(limit) <= MAX_PAGE:
         raise BadRequest(f"before is a photo id, limit 1 to {MAX_PAGE}")
     newest = before is None or int(before) > MAX_ID  # past every id: from the newest
@@ -254,7 +257,7 @@ def idempotency_key(request: Request) -> str | None:
 def id_of(request: Request, name: str) -> int:
     """A path's id; anything but one is a photo that does not exist (404)."""
     raw = request.path_params[name]
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+    if not decimal(raw) or not 0 < int(raw) <= MAX_ID:
         raise PhotoNotFound(f"no photo {raw}")
     return int(raw)
 
@@ -317,6 +320,11 @@ OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text())
 async def openapi(request: Request, door: Door) -> Response:
     """The API's contract (the tests fuzz the API from it and check every response)."""
     return JSONResponse(OPENAPI)
+
+
+async def metrics_page(request: Request, door: Door) -> Response:
+    body, kind = await run_in_threadpool(metrics.exposition)
+    return Response(body, media_type=kind)
 
 
 async def healthz(request: Request, door: Door) -> Response:

@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from pipeline.core.decode import sniff
 from pipeline.errors import TooLarge
-from pipeline.web.errors import BadRequest, BodyTimeout, IncompleteBody
+from pipeline.web.errors import BadRequest, BodyTimeout, IncompleteBody, decimal
 
 SNIFF_BYTES = 12  # enough for every signature on the allow-list (RIFF....WEBP)
 
@@ -25,7 +25,7 @@ def declared_length(request: Request, limit: int) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not decimal(raw):
         raise BadRequest("Content-Length is not a number of bytes")
     if int(raw) > limit:
         raise TooLarge(f"{raw} bytes is over the limit of {limit}")

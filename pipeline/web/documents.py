@@ -70,6 +70,6 @@ class Links:
 
     def verify(self, object_key: str, expires: str, signature: str) -> bool:
         """Whether a local file URL is one this deployment signed, and still good."""
-        if not expires.isdigit() or int(expires) < time.time():
+        if not (expires.isascii() and expires.isdigit()) or int(expires) < time.time():
             return False
         return hmac.compare_digest(self.signature(object_key, int(expires)), signature)

@@ -46,6 +46,12 @@ class IncompleteBody(Exception):
     """The body ended before its declared length, or the client went away (400)."""
 
 
+def decimal(text: str) -> bool:
+    """Whether ``text`` is a non-negative decimal number in ASCII digits (``str.isdigit`` also
+    takes "³" and other Unicode digits, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 # Most specific first: the first row whose class matches answers.
 TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (Unauthorized, 401, "unauthorized"),

@@ -11,8 +11,6 @@ import logging
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from starlette.applications import Starlette
-
 from pipeline.core.startup import configure
 from pipeline.jobs import process
 from pipeline.metadata import MetadataStore, open_metadata
@@ -23,6 +21,7 @@ from pipeline.settings import Settings
 from pipeline.storage import ObjectStore, open_store
 from pipeline.web import tickets
 from pipeline.web.app import Door, create_app
+from pipeline.web.metrics import Observed
 
 
 def build(settings: Settings) -> Door:
@@ -46,12 +45,13 @@ def publisher(settings: Settings) -> Publisher:
     return CeleryPublisher(make_app(settings))
 
 
-def asgi() -> Starlette:
-    """uvicorn's factory: the app over the environment's settings (one per process)."""
+def asgi() -> Observed:
+    """uvicorn's factory: the app over the environment's settings (one per process),
+    counted and logged."""
     settings = Settings.from_env()
     configure(settings.limits)
     logs.configure(settings)
-    return create_app(build(settings))
+    return Observed(create_app(build(settings)))
 
 
 class Background:

@@ -12,6 +12,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from pipeline.observability import metrics  # noqa: F401 (registers the job metrics)
+from pipeline.web import metrics as http_metrics  # noqa: F401 (and serve's)
 from tests.observability.prom import DASHBOARD, RULES
 
 HERE = Path(__file__).parent

@@ -85,4 +85,5 @@ def serve(env: dict[str, str], log: Path, *extra: str) -> Iterator[Server]:
 def embedded(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of the embedded default in ``data_dir`` (no broker, SQLite, a folder)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOPIPE_")}
-    return {**env, "PHOTOPIPE_DATA_DIR": str(data_dir), **extra}
+    return {**env, "PHOTOPIPE_DATA_DIR": str(data_dir),
+            "PHOTOPIPE_METRICS_DIR": str(data_dir / "metrics"), **extra}

@@ -4,6 +4,7 @@ upload followed to its renditions, and every refusal at the door, each at its ex
 from __future__ import annotations
 
 import io
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.settings import Settings
 from pipeline.web import tickets
@@ -338,3 +340,50 @@ def test_uploads_per_minute_hold_across_serve_processes(tmp_path: Path) -> None:
         assert error(refused) == (429, "rate_limited")
         assert 1 <= int(refused.headers["retry-after"]) <= 60
         assert first.request("POST", "/v1/photos", JPEG, bearer(other)).status == 202
+
+
+def test_metrics_and_access_lines_sum_over_the_workers_processes(tmp_path: Path) -> None:
+    """Two uvicorn processes: /metrics, answered by either, counts every request of both."""
+    env = embedded(tmp_path / "data", PHOTOPIPE_LOG_FORMAT="json")
+    log = tmp_path / "serve.log"
+    with serve(env, log, "--workers", "2") as two:
+        token = cli(env, "ticket", "--user-id", "3").stdout.strip()
+        for _ in range(6):
+            assert two.request("POST", "/v1/photos", JPEG, bearer(token)).status == 202
+        assert two.request("GET", "/v1/nothing").status == 404
+        families = _scrape(two.request("GET", "/metrics").body.decode())
+        assert families[("photopipe_http_requests_total",
+                         (("method", "POST"), ("route", "/v1/photos"), ("status", "202")))] == 6
+        assert families[("photopipe_http_requests_total",
+                         (("method", "GET"), ("route", "unmatched"), ("status", "404")))] == 1
+        assert families[("photopipe_http_received_bytes_total", ())] >= 6 * len(JPEG)
+        assert families[("photopipe_http_uploads_in_progress", ())] == 0
+        assert families[("photopipe_http_request_seconds_count",
+                         (("route", "/v1/photos"),))] == 6
+    lines = [json.loads(line) for line in log.read_text().splitlines()
+             if line.startswith("{") and '"route"' in line]
+    posts = [line for line in lines if line["method"] == "POST"]
+    assert len(posts) == 6 and {p["status"] for p in posts} == {202}
+    assert all(p["route"] == "/v1/photos" and p["bytes_received"] == len(JPEG) and
+               p["seconds"] > 0 for p in posts)
+
+
+def _scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_unicode_digits_are_not_ids(server: Server) -> None:
+    """"³".isdigit() is true, and int("³") raises: found by the fuzzing (a 500)."""
+    token = ticket(server, 42)
+    assert error(server.request("GET", "/v1/photos/%C2%B3", headers=bearer(token))) == (
+        404, "not_found")
+    assert error(server.request("GET", "/v1/users/42/photos?before=%C2%B3",
+                                headers=bearer(token))) == (400, "bad_request")
+    assert error(server.request("GET", "/v1/users/42/photos?limit=%D9%A3",
+                                headers=bearer(token))) == (400, "bad_request")
+    assert error(server.request("GET", "/v1/files/photos/1/w1.jpg?expires=%C2%B3&signature=x")
+                 ) == (404, "not_found")
