@@ -178,7 +178,8 @@ def _io_share(data: bytes, store: Any, db: PostgresMetadata,
             "storage_and_database_ms": 1000 * (total - rendering)}
 
 
-ROLES = (("pipeline.cli worker", "photopipe"), ("moto.server", "S3 server"),
+ROLES = (("pipeline.cli worker", "photopipe"), ("pipeline.cli serve", "serve"),
+         ("moto.server", "S3 server"),
          ("radosgw", "S3 server"), ("ceph-", "S3 server"),
          ("postgres", "PostgreSQL"), ("beam.smp", "RabbitMQ"))
 
