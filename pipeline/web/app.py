@@ -100,9 +100,9 @@ class Door:
             raise PhotoNotFound(f"no photo {photo_id}")
         return row
 
-    def rerender(self, photo_id: int, user_id: int, options: Options) -> None:
-        self.owned(photo_id, user_id)
-        resubmit(photo_id, options, self.db(), self.publisher, self.settings)
+    def rerender(self, row: PhotoRow, options: Options) -> None:
+        """Render ``row``'s photo again (its owner was checked by :meth:`owned`)."""
+        resubmit(row.id, options, self.db(), self.publisher, self.settings)
 
     def delete(self, photo_id: int, user_id: int) -> None:
         self.owned(photo_id, user_id)
@@ -213,8 +213,7 @@ async def change(request: Request, door: Door) -> Response:
     photo_id = id_of(request, "photo_id")
     changes = await _json_body(request, door)
     row = await run_in_threadpool(door.owned, photo_id, ticket.user_id)
-    options = _changed(row, changes)
-    await run_in_threadpool(door.rerender, photo_id, ticket.user_id, options)
+    await run_in_threadpool(door.rerender, row, _changed(row, changes))
     return await _document(door, photo_id, ticket, status_code=202)
 
 
