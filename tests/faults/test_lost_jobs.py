@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from pipeline.settings import Settings
 from tests import private
@@ -23,15 +20,6 @@ from workers.app import QUEUE, declare_topology, make_app
 LOST = 20
 STUCK_AFTER = 6.0  # PHOTOPIPE_STUCK_AFTER: the workers sweep every 1.5 s
 INTERVAL = STUCK_AFTER / 4
-
-
-@pytest.fixture
-def stage() -> Iterator[list[Deployment]]:
-    made: list[Deployment] = []
-    yield made
-    for deployment in made:
-        deployment.stop_all()
-        deployment.db.close()
 
 
 def requeued(deployment: Deployment) -> Counter[int]:

@@ -9,10 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from pipeline.jobs import Options
 from pipeline.metadata.postgres import PostgresMetadata
@@ -27,16 +24,6 @@ from workers.app import make_app
 from workers.publisher import CeleryPublisher
 
 N = 100
-
-
-@pytest.fixture
-def stage() -> Iterator[list[Deployment]]:
-    """Deployments made by a test, stopped afterwards whatever happened."""
-    made: list[Deployment] = []
-    yield made
-    for deployment in made:
-        deployment.stop_all()
-        deployment.db.close()
 
 
 def _ready(deployment: Deployment) -> int:

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,15 +105,8 @@ def test_stale_selects_exactly_the_photos_of_a_changed_ladder(
     db = SqliteMetadata(str(data / "photopipe.db"))
     request = reprocess.Request(stale=True)
     assert reprocess.dry_run(db, request, Encoding()).photos == 0
-    classic = ladders.get("classic")
-    changed = {**ladders.LADDERS, "classic": (*classic[:2], ladders.Rendition("sq160", 160,
-                                                                               True))}
-    monkeypatch.setattr(ladders, "LADDERS", changed)
-    render_spec.cache_clear()
-    try:
-        found = reprocess.dry_run(db, request, Encoding())
-    finally:
-        render_spec.cache_clear()
+    found, = _with_classic_changed(monkeypatch, lambda: reprocess.dry_run(db, request,
+                                                                          Encoding()))
     assert found.photos == 6 and set(found.sample) == set(ids[6:])
     db.close()
 
@@ -147,17 +140,25 @@ def test_stale_takes_ready_photos_only_never_failed_or_queued_ones(
     db.create(NewPhoto(queued, f"originals/{queued}", "classic"))
     never = 990
     db.create(NewPhoto(never, "originals/990", "classic"))  # queued, never rendered: no spec
+    found, every = _with_classic_changed(
+        monkeypatch, lambda: reprocess.dry_run(db, reprocess.Request(stale=True), Encoding()),
+        lambda: reprocess.dry_run(db, reprocess.Request(), Encoding()))
+    assert found.photos == 4 and found.by_status == {"ready": 4}
+    assert set(found.sample) == set(ids[8:12])
+    assert every.photos == 13 and every.by_status == {"ready": 10, "failed": 1, "queued": 2}
+    db.close()
+
+
+def _with_classic_changed(monkeypatch: pytest.MonkeyPatch,
+                          *calls: Callable[[], reprocess.DryRun]) -> list[reprocess.DryRun]:
+    """Each call's answer while the classic ladder's last rendition is another (its spec, and
+    so every classic photo's, no longer what it was)."""
     classic = ladders.get("classic")
     changed = {**ladders.LADDERS, "classic": (*classic[:2], ladders.Rendition("sq160", 160,
                                                                                True))}
     monkeypatch.setattr(ladders, "LADDERS", changed)
     render_spec.cache_clear()
     try:
-        found = reprocess.dry_run(db, reprocess.Request(stale=True), Encoding())
-        every = reprocess.dry_run(db, reprocess.Request(), Encoding())
+        return [call() for call in calls]
     finally:
         render_spec.cache_clear()
-    assert found.photos == 4 and found.by_status == {"ready": 4}
-    assert set(found.sample) == set(ids[8:12])
-    assert every.photos == 13 and every.by_status == {"ready": 10, "failed": 1, "queued": 2}
-    db.close()
