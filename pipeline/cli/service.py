@@ -102,6 +102,12 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     db = _checked_metadata(settings)
     if db is None:
         return 2
+    # Before any thread starts: the pool processes are forked from this one, and a fork taken
+    # while another thread imports a module inherits that module's import lock, held by a
+    # thread that does not exist in the child: its first import of it waits forever (seen:
+    # a job hung in open_store's lazy import of the S3 store while the readiness probes,
+    # behind /metrics, imported it). So everything they import lazily is imported here.
+    open_store(settings)
     if args.metrics_port is not None:  # before anything imports prometheus_client
         observe.count_into(metrics_dir(settings, args.metrics_port))
     from celery import signals
@@ -113,6 +119,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     signals.setup_logging.connect(lambda **_: logs.configure(settings), weak=False)
     concurrency = args.concurrency or os.cpu_count() or 1
+    declare_topology(app)  # the broker's transport loaded too, before the metrics' threads
     if args.metrics_port is not None:
         try:
             observe.serve_metrics(settings, args.metrics_host, args.metrics_port,
@@ -122,7 +129,6 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             print(f"photopipe: cannot serve metrics on port {args.metrics_port}: {exc}",
                   file=sys.stderr)
             return 2
-    declare_topology(app)
     publisher = CeleryPublisher(app)
     stop = threading.Event()
 
