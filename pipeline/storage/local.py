@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.errors import ObjectNotFound, StorageUnavailable
-from pipeline.storage import check_key, check_size
+from pipeline.storage import check_key, check_part, check_size, joined, tag
+
+PARTS = ".parts"  # below the root: a folder per multipart upload, a file per part
 
 
 class LocalStore:
@@ -74,9 +78,57 @@ class LocalStore:
             return iter(())
         keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
                 if p.is_file() and not p.name.startswith(".tmp-"))
+        keys = (k for k in keys if not k.startswith(PARTS + "/"))
         return iter(sorted(k for k in keys if k.startswith(prefix)))
 
     def url(self, key: str, seconds: int) -> str | None:
         """None: this store has no URLs of its own."""
         check_key(key)
         return None
+
+    def begin_parts(self, key: str, content_type: str) -> str:
+        check_key(key)
+        upload = uuid.uuid4().hex
+        try:
+            (self.root / PARTS / upload).mkdir(parents=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot start parts of {key!r}: {exc.strerror}") from exc
+        return upload
+
+    def put_part(self, key: str, upload: str, number: int, data: bytes) -> str:
+        check_part(number)
+        folder = self._parts(key, upload)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, folder / str(number))
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write a part of {key!r}: {exc.strerror}") from exc
+        return tag(data)
+
+    def join_parts(self, key: str, upload: str, parts: Sequence[tuple[int, str]]) -> None:
+        folder = self._parts(key, upload)
+        stored = [(n, self._part(folder / str(n)), t) for n, t in parts]
+        self.put(key, joined(key, stored), "application/octet-stream")
+        self.drop_parts(key, upload)
+
+    def drop_parts(self, key: str, upload: str) -> None:
+        check_key(key)
+        shutil.rmtree(self.root / PARTS / check_key(upload), ignore_errors=True)
+
+    def _parts(self, key: str, upload: str) -> Path:
+        check_key(key)
+        folder = self.root / PARTS / check_key(upload)
+        if not folder.is_dir():
+            raise ObjectNotFound(f"no upload {upload!r} of {key!r}")
+        return folder
+
+    @staticmethod
+    def _part(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read {path}: {exc.strerror}") from exc

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 
 from pipeline.errors import ObjectNotFound
-from pipeline.storage import check_key, check_size
+from pipeline.storage import check_key, check_part, check_size, joined, tag
 
 
 class MemoryStore:
@@ -14,6 +15,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._objects: dict[str, tuple[bytes, str]] = {}
+        self._parts: dict[tuple[str, str], tuple[str, dict[int, bytes]]] = {}
         self._lock = threading.Lock()
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -55,3 +57,31 @@ class MemoryStore:
         """None: this store has no URLs of its own."""
         check_key(key)
         return None
+
+    def begin_parts(self, key: str, content_type: str) -> str:
+        upload = uuid.uuid4().hex
+        with self._lock:
+            self._parts[(check_key(key), upload)] = (content_type, {})
+        return upload
+
+    def put_part(self, key: str, upload: str, number: int, data: bytes) -> str:
+        check_part(number)
+        with self._lock:
+            if (key, upload) not in self._parts:
+                raise ObjectNotFound(f"no upload {upload!r} of {key!r}")
+            self._parts[(key, upload)][1][number] = bytes(data)
+        return tag(data)
+
+    def join_parts(self, key: str, upload: str, parts: Sequence[tuple[int, str]]) -> None:
+        with self._lock:
+            if (key, upload) not in self._parts:
+                raise ObjectNotFound(f"no upload {upload!r} of {key!r}")
+            content_type, stored = self._parts[(key, upload)]
+            data = joined(key, [(n, stored.get(n), t) for n, t in parts])
+            self._objects[key] = (data, content_type)
+            del self._parts[(key, upload)]
+
+    def drop_parts(self, key: str, upload: str) -> None:
+        with self._lock:
+            self._parts.pop((key, upload), None)
+

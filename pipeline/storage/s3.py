@@ -34,7 +34,7 @@ from botocore.retries.standard import (
 )
 
 from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable
-from pipeline.storage import check_key, check_size
+from pipeline.storage import check_key, check_part, check_size
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 # A rendition's key names its photo's generation and lease: a re-render writes new keys, so
 # what a key holds never changes, and caches may keep it for good.
 RENDITION_CACHE_CONTROL = "public, max-age=31536000, immutable"
-_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 # What botocore's standard retry mode retries (transient codes and statuses, throttling), so an
 # error boto3 gave up retrying is one the job waits out too, whatever its status (S3 answers
 # RequestTimeout with a 400). Beyond those: a 429, S3's own 5xx names, TooManyRequests
@@ -182,6 +182,35 @@ class S3Store:
             response: dict[str, Any] = dict(
                 self.s3.head_object(Bucket=self.bucket, Key=self._key(key)))
             return response
+
+    def begin_parts(self, key: str, content_type: str) -> str:
+        with _translated(key):
+            response = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self._key(key),
+                                                       ContentType=content_type)
+        return str(response["UploadId"])
+
+    def put_part(self, key: str, upload: str, number: int, data: bytes) -> str:
+        check_part(number)
+        with _translated(key):
+            response = self.s3.upload_part(Bucket=self.bucket, Key=self._key(key),
+                                           UploadId=upload, PartNumber=number, Body=data)
+        return str(response["ETag"]).strip('"')
+
+    def join_parts(self, key: str, upload: str, parts: Sequence[tuple[int, str]]) -> None:
+        with _translated(key):
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), UploadId=upload,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{t}"'}
+                                           for n, t in parts]})
+
+    def drop_parts(self, key: str, upload: str) -> None:
+        """AbortMultipartUpload; an upload already gone is not an error."""
+        try:
+            with _translated(key):
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key),
+                                               UploadId=upload)
+        except ObjectNotFound:
+            pass
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable, TooLarge
 from pipeline.settings import Settings
-from pipeline.storage import ObjectStore, open_store
+from pipeline.storage import PART_BYTES, ObjectStore, open_store
 from pipeline.storage.local import LocalStore
 from pipeline.storage.memory import MemoryStore
 from pipeline.storage.s3 import RENDITION_CACHE_CONTROL, S3Store, client
@@ -158,3 +158,54 @@ def test_a_url_fetches_the_object_without_credentials_where_the_store_has_urls(
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(forged, timeout=10)
     assert refused.value.code in (403, 404)
+
+
+# -- multipart ---------------------------------------------------------------------------------
+
+def test_parts_joined_in_order_make_the_object(store: ObjectStore) -> None:
+    first, last = b"a" * PART_BYTES, b"the rest"
+    upload = store.begin_parts("originals/7", "application/octet-stream")
+    tag_last = store.put_part("originals/7", upload, 2, last)  # in any order
+    tag_first = store.put_part("originals/7", upload, 1, first)
+    assert not store.exists("originals/7")
+    assert list(store.list()) == []  # parts are not objects
+    store.join_parts("originals/7", upload, [(1, tag_first), (2, tag_last)])
+    assert store.get("originals/7") == first + last
+    assert list(store.list()) == ["originals/7"]
+
+
+def test_a_part_replaced_since_its_tag_was_taken_is_refused(store: ObjectStore) -> None:
+    upload = store.begin_parts("originals/8", "application/octet-stream")
+    old = store.put_part("originals/8", upload, 1, b"first version")
+    new = store.put_part("originals/8", upload, 1, b"second version")
+    assert old != new
+    with pytest.raises(StorageRejected):
+        store.join_parts("originals/8", upload, [(1, old)])
+    store.join_parts("originals/8", upload, [(1, new)])
+    assert store.get("originals/8") == b"second version"
+
+
+def test_every_part_but_the_last_is_at_least_part_bytes(store: ObjectStore) -> None:
+    upload = store.begin_parts("originals/9", "application/octet-stream")
+    short = store.put_part("originals/9", upload, 1, b"x" * (PART_BYTES - 1))
+    last = store.put_part("originals/9", upload, 2, b"y")
+    with pytest.raises(StorageRejected):
+        store.join_parts("originals/9", upload, [(1, short), (2, last)])
+    store.drop_parts("originals/9", upload)
+
+
+def test_dropped_parts_are_gone(store: ObjectStore) -> None:
+    upload = store.begin_parts("originals/10", "application/octet-stream")
+    store.put_part("originals/10", upload, 1, b"abandoned")
+    store.drop_parts("originals/10", upload)
+    store.drop_parts("originals/10", upload)  # twice: not an error
+    assert not store.exists("originals/10")
+    assert list(store.list()) == []
+
+
+@pytest.mark.parametrize("number", [0, 10_001])
+def test_part_numbers_are_one_to_ten_thousand(store: ObjectStore, number: int) -> None:
+    upload = store.begin_parts("originals/11", "application/octet-stream")
+    with pytest.raises(ValueError):
+        store.put_part("originals/11", upload, number, b"x")
+    store.drop_parts("originals/11", upload)
