@@ -118,6 +118,19 @@ class Backlog:
 
 
 @dataclass(frozen=True)
+class UploadRow:
+    """A resumable upload as stored: whose, until when (seconds since the epoch), its version
+    (every change bumps it: writers compare and set), and its state, which only the uploads use
+    case reads (JSON)."""
+
+    photo_id: int
+    user_id: int
+    expires: float
+    version: int
+    state: str
+
+
+@dataclass(frozen=True)
 class Claim:
     """What :meth:`MetadataStore.start` made of a job: a lease to render under, or a skip."""
 
@@ -311,6 +324,22 @@ class MetadataStore(Protocol):
     def run_photos(self, run_id: int, statuses: Sequence[Status], after: int,
                    limit: int) -> list[PhotoRow]:
         """The run's photos in these statuses with ids above ``after``, by id."""
+
+    def open_upload(self, upload: UploadRow) -> None:
+        """Record a new resumable upload (its ``version`` as given)."""
+
+    def get_upload(self, photo_id: int) -> UploadRow | None:
+        """The upload of the photo id it was given, or None."""
+
+    def put_upload(self, photo_id: int, version: int, state: str) -> bool:
+        """Replace the upload's state if its version is still ``version`` (and bump it);
+        whether it did."""
+
+    def drop_upload(self, photo_id: int) -> UploadRow | None:
+        """Remove the upload's row; what it was, or None when there was none."""
+
+    def expired_uploads(self, now: float, limit: int) -> list[UploadRow]:
+        """Up to ``limit`` uploads that expired before ``now``, the longest expired first."""
 
     def close(self) -> None:
         """Release the connection."""

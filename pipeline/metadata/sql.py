@@ -24,6 +24,7 @@ from pipeline.metadata.port import (
     Run,
     Selection,
     Status,
+    UploadRow,
     claim_of,
     photo_from_row,
     run_from_row,
@@ -317,6 +318,38 @@ class SqlMetadata:
                         "LIMIT %s", (user_id, 2**63 - 1 if before is None else before, limit))
             return [photo_from_row(r) for r in cur.fetchall()]
 
+    def open_upload(self, upload: UploadRow) -> None:
+        with self._transaction() as cur:
+            cur.execute("INSERT INTO uploads (photo_id, user_id, expires, version, state) "
+                        "VALUES (%s, %s, %s, %s, %s)", (upload.photo_id, upload.user_id,
+                                                        upload.expires, upload.version,
+                                                        upload.state))
+
+    def get_upload(self, photo_id: int) -> UploadRow | None:
+        with self._transaction() as cur:
+            cur.execute("SELECT * FROM uploads WHERE photo_id = %s", (photo_id,))
+            found = cur.fetchone()
+        return None if found is None else _upload(found)
+
+    def put_upload(self, photo_id: int, version: int, state: str) -> bool:
+        with self._transaction() as cur:
+            cur.execute("UPDATE uploads SET state = %s, version = version + 1 "
+                        "WHERE photo_id = %s AND version = %s RETURNING photo_id",
+                        (state, photo_id, version))
+            return cur.fetchone() is not None
+
+    def drop_upload(self, photo_id: int) -> UploadRow | None:
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM uploads WHERE photo_id = %s RETURNING *", (photo_id,))
+            found = cur.fetchone()
+        return None if found is None else _upload(found)
+
+    def expired_uploads(self, now: float, limit: int) -> list[UploadRow]:
+        with self._transaction() as cur:
+            cur.execute("SELECT * FROM uploads WHERE expires < %s ORDER BY expires LIMIT %s",
+                        (now, limit))
+            return [_upload(r) for r in cur.fetchall()]
+
     def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]:
         where, args = ["id > %s"], list[Any]([after])
         if selection.from_id is not None:
@@ -418,6 +451,11 @@ class SqlMetadata:
         dropped = self._renditions(cur, photo_id)
         cur.execute("DELETE FROM renditions WHERE photo_id = %s", (photo_id,))
         return dropped
+
+
+def _upload(row: Mapping[str, Any]) -> UploadRow:
+    return UploadRow(int(row["photo_id"]), int(row["user_id"]), float(row["expires"]),
+                     int(row["version"]), str(row["state"]))
 
 
 def _rendition_rows(rows: list[Mapping[str, Any]]) -> Iterator[RenditionRow]:

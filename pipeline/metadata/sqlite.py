@@ -118,6 +118,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user_id, minute)
     );
     """,
+    """
+    CREATE TABLE uploads (
+        photo_id  INTEGER PRIMARY KEY,
+        user_id   INTEGER NOT NULL,
+        expires   REAL NOT NULL,
+        version   INTEGER NOT NULL,
+        state     TEXT NOT NULL
+    );
+    CREATE INDEX uploads_expires ON uploads (expires);
+    """,
 )
 _TRANSIENT_TEXT = ("locked", "busy", "disk i/o error", "database or disk is full")
 _REJECTED_TEXT = ("unable to open", "not a database", "no such table", "no such column",

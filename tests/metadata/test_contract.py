@@ -18,6 +18,7 @@ from pipeline.metadata import (
     RenditionRow,
     Rerender,
     Selection,
+    UploadRow,
     open_metadata,
 )
 from pipeline.metadata.postgres import PostgresMetadata
@@ -496,3 +497,27 @@ def test_uploads_are_counted_per_user_and_minute(db: MetadataStore) -> None:
     assert all(0 < wait <= 60 for _, wait in counted)
     assert counted[0][1] >= counted[2][1]  # the same minute's end, drawing nearer
     assert db.count_upload(48)[0] == 1  # another user's minute is theirs
+
+
+def test_an_upload_changes_only_from_the_version_it_was_read_at(db: MetadataStore) -> None:
+    ids = [db.allocate_id(user_id=u) for u in (3, 4, 5)]  # each on its user's shard
+    for user, photo_id in zip((3, 4, 5), ids, strict=True):
+        db.open_upload(UploadRow(photo_id, user, 1000.0 + user, 0, f'{{"user": {user}}}'))
+    assert db.get_upload(ids[0]) == UploadRow(ids[0], 3, 1003.0, 0, '{"user": 3}')
+    assert db.put_upload(ids[0], 0, '{"offset": 10}')
+    assert not db.put_upload(ids[0], 0, '{"offset": 99}')  # a writer that read version 0
+    assert db.get_upload(ids[0]) == UploadRow(ids[0], 3, 1003.0, 1, '{"offset": 10}')
+    assert db.get_upload(ids[1]) == UploadRow(ids[1], 4, 1004.0, 0, '{"user": 4}')  # untouched
+    assert db.drop_upload(ids[1]) == UploadRow(ids[1], 4, 1004.0, 0, '{"user": 4}')
+    assert db.drop_upload(ids[1]) is None and db.get_upload(ids[1]) is None
+    assert not db.put_upload(ids[1], 0, "{}")
+
+
+def test_expired_uploads_are_found_longest_expired_first(db: MetadataStore) -> None:
+    rows = [UploadRow(db.allocate_id(user_id=u), u, expires, 0, "{}")
+            for u, expires in ((1, 50.0), (2, 10.0), (3, 30.0), (4, 100.0))]
+    for row in rows:
+        db.open_upload(row)
+    assert [u.user_id for u in db.expired_uploads(100.0, 10)] == [2, 3, 1]  # 100 is not before
+    assert [u.user_id for u in db.expired_uploads(100.0, 2)] == [2, 3]
+    assert db.expired_uploads(10.0, 10) == []

@@ -28,6 +28,7 @@ from pipeline.metadata.port import (
     Run,
     Selection,
     Status,
+    UploadRow,
 )
 from pipeline.metadata.postgres import Link, PostgresMetadata, ShardMoved
 from pipeline.metadata.shards import spanning
@@ -230,6 +231,18 @@ class ShardedMetadata:
     def renditions(self, photo_id: int) -> list[RenditionRow]:
         return self._routed(photo_id, lambda s: s.renditions(photo_id))
 
+    def open_upload(self, upload: UploadRow) -> None:
+        self._routed(upload.photo_id, lambda s: s.open_upload(upload))
+
+    def get_upload(self, photo_id: int) -> UploadRow | None:
+        return self._routed(photo_id, lambda s: s.get_upload(photo_id))
+
+    def put_upload(self, photo_id: int, version: int, state: str) -> bool:
+        return self._routed(photo_id, lambda s: s.put_upload(photo_id, version, state))
+
+    def drop_upload(self, photo_id: int) -> UploadRow | None:
+        return self._routed(photo_id, lambda s: s.drop_upload(photo_id))
+
     # -- the port: across shards ------------------------------------------------------------
 
     def relay(self, publish: Publish, *, limit: int = 100, photo_id: int | None = None) -> int:
@@ -266,6 +279,11 @@ class ShardedMetadata:
 
     def outbox_size(self) -> int:
         return self.backlog().outbox
+
+    def expired_uploads(self, now: float, limit: int) -> list[UploadRow]:
+        found = [u for shard in self._each(lambda s: s.expired_uploads(now, limit))
+                 for u in shard]
+        return sorted(found, key=lambda u: u.expires)[:limit]
 
     def backlog(self) -> Backlog:
         if self.shard_map() is None:
