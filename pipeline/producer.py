@@ -47,6 +47,8 @@ class Upload:
     ladder: str = "default"
     # A retried request carries the same key: it gets the photo the first one created.
     idempotency_key: str | None = None
+    # An id reserved earlier with ``allocate_id(user_id)`` (a resumable upload's), else new.
+    photo_id: int | None = None
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.source_key is None):
@@ -77,7 +79,7 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
     earlier = _keyed(upload, db, settings)
     if earlier is not None:
         return earlier
-    photo_id = retrying(lambda: db.allocate_id(upload.user_id), settings)
+    photo_id = upload.photo_id or retrying(lambda: db.allocate_id(upload.user_id), settings)
     key = upload.source_key or original_key(photo_id)
     if data is not None:
         retrying(lambda: store.put(key, data, "application/octet-stream"), settings)

@@ -84,6 +84,7 @@ class Settings:
     http_body_timeout: float = 30.0
     cors_origins: tuple[str, ...] = ()
     uploads_per_minute: int = 0
+    upload_expires: float = 86400.0
     limits: Limits = field(default_factory=Limits)
     encoding: Encoding = field(default_factory=Encoding)
 
@@ -102,6 +103,8 @@ class Settings:
             raise ValueError("database timeouts must be positive")
         if self.uploads_per_minute < 0:
             raise ValueError("PHOTOPIPE_UPLOADS_PER_MINUTE must not be negative")
+        if self.upload_expires <= 0:
+            raise ValueError("PHOTOPIPE_UPLOAD_EXPIRES must be a positive number of seconds")
         if self.http_body_timeout <= 0:
             raise ValueError("PHOTOPIPE_HTTP_BODY_TIMEOUT must be a positive number of seconds")
         if self.secret_key is not None and len(self.secret_key) < 16:
@@ -179,11 +182,14 @@ class Settings:
             # Seconds the API waits for the next bytes of a request body before it drops the
             # client.
             http_body_timeout=_float(env, "PHOTOPIPE_HTTP_BODY_TIMEOUT", 30.0),
-            # Origins whose pages may call the API from a browser (comma-separated; `*` for
-            # any): CORS preflights answered, the Location and ETag headers exposed.
             # Uploads one user may start a minute, across every serve process (429 past it,
             # with Retry-After); 0 for no limit.
             uploads_per_minute=_int(env, "PHOTOPIPE_UPLOADS_PER_MINUTE", 0),
+            # Seconds a resumable upload may take from its creation to its last byte; after
+            # that it is gone (404), and `photopipe gc` removes what it left.
+            upload_expires=_float(env, "PHOTOPIPE_UPLOAD_EXPIRES", 86400.0),
+            # Origins whose pages may call the API from a browser (comma-separated; `*` for
+            # any): CORS preflights answered, the Location, ETag and tus headers exposed.
             cors_origins=tuple(o.strip().rstrip("/") for o in
                                (env.get("PHOTOPIPE_CORS_ORIGINS") or "").split(",")
                                if o.strip()),

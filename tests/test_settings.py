@@ -28,6 +28,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
                                   "https://cdn.example/p"),
     "PHOTOPIPE_HTTP_BODY_TIMEOUT": ("7.5", "http_body_timeout", 7.5),
     "PHOTOPIPE_UPLOADS_PER_MINUTE": ("30", "uploads_per_minute", 30),
+    "PHOTOPIPE_UPLOAD_EXPIRES": ("3600", "upload_expires", 3600.0),
     "PHOTOPIPE_CORS_ORIGINS": ("https://a.example, https://b.example/", "cors_origins",
                                ("https://a.example", "https://b.example")),
     "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS": ("1234", "statement_timeout_ms", 1234),
@@ -95,6 +96,8 @@ def test_bad_values_say_which_variable() -> None:
         Settings.from_env({"PHOTOPIPE_STUCK_AFTER": "0"})
     with pytest.raises(ValueError, match="PHOTOPIPE_SECRET_KEY"):
         Settings.from_env({"PHOTOPIPE_SECRET_KEY": "short"})
+    with pytest.raises(ValueError, match="PHOTOPIPE_UPLOAD_EXPIRES"):
+        Settings.from_env({"PHOTOPIPE_UPLOAD_EXPIRES": "0"})
     with pytest.raises(ValueError, match="PHOTOPIPE_HTTP_BODY_TIMEOUT"):
         Settings.from_env({"PHOTOPIPE_HTTP_BODY_TIMEOUT": "0"})
 

@@ -81,6 +81,20 @@ def sniff(data: bytes) -> str:
     raise errors.UnsupportedFormat("not a JPEG, PNG, GIF or WebP file")
 
 
+def sniff_start(data: bytes) -> None:
+    """Raise UnsupportedFormat unless ``data`` is, or may still become, the start of a file on
+    the allow-list (an upload arriving in chunks of fewer bytes than a signature has)."""
+    if len(data) >= _SNIFF_BYTES:
+        sniff(data)
+        return
+    riff = b"RIFF\0\0\0\0WEBP"  # any length in bytes 4 to 7
+    if any(sig.startswith(data[:len(sig)]) for sig in _SIGNATURES) or \
+            all(r == d or 4 <= i < 8 for i, (r, d) in enumerate(zip(riff, data[:12],
+                                                                     strict=False))):
+        return
+    raise errors.UnsupportedFormat("not a JPEG, PNG, GIF or WebP file")
+
+
 def decode(data: bytes, limits: Limits, need: tuple[int, int] = (0, 0),
            fit: Callable[[int, int], tuple[int, int]] | None = None) -> Decoded:
     """Decode the first picture in ``data`` safely.
