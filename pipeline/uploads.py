@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from itertools import groupby
 
 from pipeline.core.decode import sniff_start
 from pipeline.errors import PhotoNotFound, TooLarge
@@ -91,7 +92,7 @@ class Uploads:
 
     store: ObjectStore
     db: MetadataStore
-    publisher: Publisher
+    publisher: Publisher | None  # None for the tools that only clean up
     settings: Settings
     clock: Callable[[], float] = time.time
     part_bytes: int = PART_BYTES
@@ -121,6 +122,14 @@ class Uploads:
         row, state = self._read(photo_id, user_id)
         if state.offset == state.length and not state.submitted:
             state = self._submit(row, state)
+        return _progress(row, state)
+
+    def peek(self, photo_id: int, user_id: int, offset: int) -> Progress:
+        """How far the upload got, checked against the ``offset`` a chunk is sent for before
+        its body is read. Raises PhotoNotFound, OffsetMismatch."""
+        row, state = self._read(photo_id, user_id)
+        if state.offset != offset:
+            raise OffsetMismatch(state.offset)
         return _progress(row, state)
 
     def append(self, photo_id: int, user_id: int, offset: int, data: bytes) -> Progress:
@@ -163,13 +172,31 @@ class Uploads:
             self._clean(row)
 
     def collect(self, limit: int = 1000) -> int:
-        """Remove uploads expired for good, and what they wrote; returns how many."""
+        """Remove up to ``limit`` expired uploads, and what they wrote; returns how many."""
         rows = retrying(lambda: self.db.expired_uploads(self.clock(), limit), self.settings)
         for row in rows:
             if retrying(lambda row=row: self.db.drop_upload(row.photo_id),  # type: ignore[misc]
                         self.settings) is not None:
                 self._clean(row)
         return len(rows)
+
+    def strays(self, *, delete: bool = True) -> list[str]:
+        """Chunks in the store that no upload names (a request that died between writing a
+        chunk and recording it; an upload removed while a request was writing), except an
+        upload's whose write lease is held now. Removed with ``delete``; returned."""
+        found: list[str] = []
+        listed = self.store.list("uploads/")
+        for folder, keys in groupby(listed, key=lambda k: k.split("/")[1]):
+            row = self.db.get_upload(int(folder)) if folder.isdigit() else None
+            state = None if row is None else State.load(row.state)
+            if state is not None and state.writer is not None and \
+                    state.writer_until > self.clock():
+                continue
+            named = set() if state is None else _keys(state)
+            found += [key for key in keys if key not in named]
+        if delete:
+            self._forget(set(found))
+        return found
 
     # -- inside ------------------------------------------------------------------------------
 
@@ -228,6 +255,8 @@ class Uploads:
 
     def _submit(self, row: UploadRow, state: State) -> State:
         """Queue the photo of a complete upload (once, however often it is asked)."""
+        if self.publisher is None:
+            raise RuntimeError("submitting a photo needs a publisher")
         if retrying(lambda: self.db.get(row.photo_id), self.settings) is None:
             submit(Upload(row.user_id, source_key=original_key(row.photo_id),
                           filter=state.filter, strength=state.strength, ladder=state.ladder,

@@ -23,6 +23,7 @@ from pipeline.relay import drain
 from pipeline.settings import Settings
 from pipeline.storage import open_store
 from pipeline.sweep import sweep
+from pipeline.uploads import Uploads
 
 log = logging.getLogger("photopipe.reprocess")
 _LOG_EVERY = 5.0
@@ -332,8 +333,12 @@ def _print_summary(db: MetadataStore, result: rp.Summary, as_json: bool) -> None
 
 def run_gc(args: argparse.Namespace, settings: Settings) -> int:
     store, db = open_store(settings), open_metadata(settings)
+    uploads = Uploads(store, db, None, settings)
     try:
         found = sweep(store, db, delete=not args.dry_run)
+        expired = len(db.expired_uploads(uploads.clock(), 1_000_000)) if args.dry_run \
+            else _collected(uploads)
+        strays = len(uploads.strays(delete=not args.dry_run))
     except PhotopipeError as exc:
         print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -341,9 +346,18 @@ def run_gc(args: argparse.Namespace, settings: Settings) -> int:
         db.close()
     if args.json:
         print(json.dumps({"examined": found.examined, "orphans": len(found.orphans),
-                          "deleted": found.deleted}))
+                          "deleted": found.deleted, "expired_uploads": expired,
+                          "stray_chunks": strays}))
     else:
         verb = "would delete" if args.dry_run else "deleted"
         print(f"{found.examined} objects examined, {len(found.orphans)} orphans, {verb} "
-              f"{found.deleted if not args.dry_run else len(found.orphans)}")
+              f"{found.deleted if not args.dry_run else len(found.orphans)}; "
+              f"expired uploads: {expired}, stray upload chunks: {strays} ({verb})")
     return 0
+
+
+def _collected(uploads: Uploads) -> int:
+    total = 0
+    while count := uploads.collect():
+        total += count
+    return total

@@ -4,13 +4,9 @@ into a response; every error goes through :mod:`pipeline.web.errors`."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import mimetypes
-import threading
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,92 +22,19 @@ from starlette.routing import Route
 
 from pipeline.errors import PhotoNotFound
 from pipeline.jobs import Options
-from pipeline.metadata import MetadataStore, PhotoRow, RenditionRow
-from pipeline.producer import Publisher, Upload, delete, resubmit, submit
-from pipeline.settings import Settings
-from pipeline.storage import ObjectStore
-from pipeline.web import metrics, tickets
+from pipeline.metadata import PhotoRow
+from pipeline.producer import Upload
+from pipeline.web import metrics, tickets, tus
 from pipeline.web.body import read_upload
-from pipeline.web.documents import FILES, Links, document, etag
-from pipeline.web.errors import TABLE, BadRequest, RateLimited, decimal, error_response
+from pipeline.web.documents import FILES, document, etag
+from pipeline.web.door import Door, authorise
+from pipeline.web.errors import TABLE, BadRequest, decimal, error_response
+
+__all__ = ["Door", "create_app"]
 
 MAX_ID = 2**63 - 1
 PAGE, MAX_PAGE = 20, 100  # photos a listing answers by default, and at most
 MAX_JSON = 4096  # bytes of a PATCH body
-
-
-@dataclass
-class Door:
-    """What the handlers reach the use cases with: the settings, a store and a database per
-    thread (connections are not shared across threads), the publisher, the URL builder."""
-
-    settings: Settings
-    open_store: Callable[[], ObjectStore]
-    open_db: Callable[[], MetadataStore]
-    publisher: Publisher
-    key: bytes
-    _local: threading.local = field(default_factory=threading.local)
-
-    def store(self) -> ObjectStore:
-        if not hasattr(self._local, "store"):
-            self._local.store = self.open_store()
-        store: ObjectStore = self._local.store
-        return store
-
-    def db(self) -> MetadataStore:
-        if not hasattr(self._local, "db"):
-            self._local.db = self.open_db()
-        db: MetadataStore = self._local.db
-        return db
-
-    def links(self) -> Links:
-        return Links(self.settings, self.store(), self.key)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """On shutdown, the publisher's own resources go (the embedded default's pool)."""
-        yield
-        close = getattr(self.publisher, "close", None)
-        if close is not None:
-            close()
-
-    def admit(self, user_id: int) -> None:
-        """Count an upload the user starts. Raises RateLimited past the minute's limit."""
-        limit = self.settings.uploads_per_minute
-        if limit:
-            count, wait = self.db().count_upload(user_id)
-            if count > limit:
-                raise RateLimited(f"over {limit} uploads this minute", math.ceil(wait))
-
-    def submit(self, upload: Upload) -> int:
-        return submit(upload, self.store(), self.db(), self.publisher, self.settings)
-
-    def photo(self, photo_id: int) -> tuple[PhotoRow | None, list[RenditionRow]]:
-        row = self.db().get(photo_id)
-        return row, self.renditions(row)
-
-    def renditions(self, row: PhotoRow | None) -> list[RenditionRow]:
-        return self.db().renditions(row.id) if row is not None and row.status == "ready" else []
-
-    def owned(self, photo_id: int, user_id: int) -> PhotoRow:
-        """The photo's row if it is the user's. Raises PhotoNotFound otherwise."""
-        row = self.db().get(photo_id)
-        if row is None or row.user_id != user_id:
-            raise PhotoNotFound(f"no photo {photo_id}")
-        return row
-
-    def rerender(self, row: PhotoRow, options: Options) -> None:
-        """Render ``row``'s photo again (its owner was checked by :meth:`owned`)."""
-        resubmit(row.id, options, self.db(), self.publisher, self.settings)
-
-    def delete(self, photo_id: int, user_id: int) -> None:
-        self.owned(photo_id, user_id)
-        delete(photo_id, self.store(), self.db(), self.settings)
-
-    def listing(self, user_id: int, before: int | None,
-                limit: int) -> list[tuple[PhotoRow, list[RenditionRow]]]:
-        rows = self.db().photos_of(user_id, before, limit)
-        return [(row, self.renditions(row)) for row in rows]
 
 
 def create_app(door: Door) -> Starlette:
@@ -128,6 +51,11 @@ def create_app(door: Door) -> Starlette:
         Route("/v1/photos/{photo_id}", bind(change), methods=["PATCH"]),
         Route("/v1/photos/{photo_id}", bind(remove), methods=["DELETE"]),
         Route("/v1/users/{user_id}/photos", bind(listing), methods=["GET"]),
+        Route("/v1/uploads", bind(tus.discover), methods=["OPTIONS"]),
+        Route("/v1/uploads", bind(tus.create), methods=["POST"]),
+        Route("/v1/uploads/{upload_id}", bind(tus.head), methods=["HEAD"]),
+        Route("/v1/uploads/{upload_id}", bind(tus.append), methods=["PATCH"]),
+        Route("/v1/uploads/{upload_id}", bind(tus.terminate), methods=["DELETE"]),
         Route(FILES + "{key:path}", bind(files), methods=["GET"]),
         Route("/v1/openapi.json", bind(openapi), methods=["GET"]),
         Route("/healthz", bind(healthz), methods=["GET"]),
@@ -138,9 +66,10 @@ def create_app(door: Door) -> Starlette:
     handlers[HTTPException] = _handle
     handlers[Exception] = _handle
     cors = Middleware(JsonCors, allow_origins=list(door.settings.cors_origins),
-                      allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                      allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-                      expose_headers=["Location", "ETag"], max_age=600)
+                      allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE"],
+                      allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                                     *tus.HEADERS],
+                      expose_headers=["Location", "ETag", *tus.HEADERS], max_age=600)
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=[cors],
                     lifespan=door.lifespan)
     app.router.redirect_slashes = False  # an unknown path is a JSON 404, not a redirect
@@ -159,14 +88,6 @@ class JsonCors(CORSMiddleware):
 
 async def _handle(request: Request, exc: Exception) -> Response:
     return error_response(exc)
-
-
-def authorise(request: Request, door: Door) -> tickets.Ticket:
-    """The request's ticket, verified. Raises Unauthorized."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise tickets.Unauthorized("send a ticket: Authorization: Bearer <ticket>")
-    return tickets.verify(token.strip(), door.settings)
 
 
 def options_of(request: Request) -> Options:

@@ -32,8 +32,11 @@ def declared_length(request: Request, limit: int) -> int | None:
     return int(raw)
 
 
-async def read_upload(request: Request, limit: int, timeout: float) -> bytes:
-    """The whole body, at most ``limit`` bytes, each chunk within ``timeout`` seconds.
+async def read_upload(request: Request, limit: int, timeout: float, *,
+                      sniffed: bool = True) -> bytes:
+    """The whole body, at most ``limit`` bytes, each chunk within ``timeout`` seconds (its
+    first bytes sniffed unless not ``sniffed``: a chunk of a resumable upload is sniffed by the
+    use case, which knows where it lies).
 
     Raises:
         TooLarge: declared or sent past the limit (reading stops there).
@@ -47,11 +50,11 @@ async def read_upload(request: Request, limit: int, timeout: float) -> bytes:
         body += chunk
         if len(body) > limit:
             raise TooLarge(f"the body ran past the limit of {limit} bytes")
-        if len(body) >= SNIFF_BYTES and len(body) - len(chunk) < SNIFF_BYTES:
+        if sniffed and len(body) >= SNIFF_BYTES and len(body) - len(chunk) < SNIFF_BYTES:
             sniff(bytes(body[:SNIFF_BYTES]))
     if declared is not None and len(body) != declared:
         raise IncompleteBody(f"the body ended after {len(body)} of {declared} bytes")
-    if len(body) < SNIFF_BYTES:
+    if sniffed and len(body) < SNIFF_BYTES:
         sniff(bytes(body))
     return bytes(body)
 

@@ -20,6 +20,7 @@ from pipeline.errors import (
     TransientError,
     UnsupportedFormat,
 )
+from pipeline.uploads import OffsetMismatch, UploadBusy
 from pipeline.web.tickets import Unauthorized
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,14 @@ class RateLimited(Exception):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TusVersion(Exception):
+    """A resumable upload's request without ``Tus-Resumable: 1.0.0`` (412)."""
+
+
+class WrongContentType(Exception):
+    """A chunk of a resumable upload not sent as ``application/offset+octet-stream`` (415)."""
 
 
 class IncompleteBody(Exception):
@@ -64,6 +73,10 @@ TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
     (IncompleteBody, 400, "incomplete_body"),
     (BodyTimeout, 408, "body_timeout"),
     (RateLimited, 429, "rate_limited"),
+    (OffsetMismatch, 409, "offset_mismatch"),
+    (UploadBusy, 423, "upload_locked"),
+    (TusVersion, 412, "tus_version"),
+    (WrongContentType, 415, "bad_content_type"),
     (TransientError, 503, "unavailable"),
     (ConfigurationError, 500, "configuration"),
 )

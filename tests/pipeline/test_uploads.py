@@ -57,6 +57,11 @@ class CountingStore(MemoryStore):
         return super().put_part(key, upload, number, data)
 
 
+def published(uploads: Uploads) -> list[Job]:
+    assert isinstance(uploads.publisher, Recorder)
+    return uploads.publisher.published
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -88,10 +93,10 @@ def test_small_chunks_make_the_original_and_the_last_one_submits(uploads: Upload
     row = uploads.db.get(begun.photo_id)
     assert row is not None and (row.user_id, row.ladder, row.filter, row.strength) == \
         (7, "classic", "clarendon", 0.5)
-    assert uploads.publisher.published == [Job(begun.photo_id, 1)]  # type: ignore[attr-defined]
+    assert published(uploads) == [Job(begun.photo_id, 1)]
     # A retried last request (its answer was lost) changes nothing and says where it is.
     assert uploads.append(begun.photo_id, 7, len(PHOTO), b"").submitted
-    assert uploads.publisher.published == [Job(begun.photo_id, 1)]  # type: ignore[attr-defined]
+    assert published(uploads) == [Job(begun.photo_id, 1)]
 
 
 def test_a_photo_larger_than_a_part_goes_up_as_parts(uploads: Uploads) -> None:
@@ -204,7 +209,7 @@ def test_a_complete_upload_whose_submit_failed_is_submitted_when_next_asked(
     assert back.db.get(begun.photo_id) is not None
     assert back.store.get(original_key(begun.photo_id)) == PHOTO
     back.progress(begun.photo_id, 7)
-    assert back.publisher.published == [Job(begun.photo_id, 1)]  # type: ignore[attr-defined]
+    assert published(back) == [Job(begun.photo_id, 1)]
 
 
 def test_an_abandoned_upload_leaves_nothing(uploads: Uploads) -> None:
@@ -237,3 +242,23 @@ def test_collect_removes_expired_uploads_and_keeps_submitted_photos(uploads: Upl
     for gone in (stalled, finished, fresh):
         assert uploads.db.get_upload(gone.photo_id) is None
     assert uploads.progress(later.photo_id, 7).offset == 0
+
+
+def test_strays_are_chunks_no_upload_names_unless_a_write_is_under_way(
+        uploads: Uploads, clock: Clock) -> None:
+    begun = uploads.create(7, len(PHOTO), OPTIONS)
+    uploads.append(begun.photo_id, 7, 0, PHOTO[:1000])
+    named = list(uploads.store.list("uploads/"))
+    stray = f"uploads/{begun.photo_id}/000000001000-deadbeef"  # written, never recorded
+    gone = "uploads/123/000000000000-deadbeef"  # of an upload with no row
+    for key in (stray, gone):
+        uploads.store.put(key, b"x", "application/octet-stream")
+    row = uploads.db.get_upload(begun.photo_id)
+    assert row is not None
+    writing = replace(State.load(row.state), writer="w", writer_until=clock.now + 5)
+    assert uploads.db.put_upload(begun.photo_id, row.version, writing.dump())
+    assert uploads.strays() == [gone]  # the upload being written to is left alone
+    clock.now += 6
+    assert uploads.strays(delete=False) == [stray]
+    assert uploads.strays() == [stray]
+    assert list(uploads.store.list("uploads/")) == named

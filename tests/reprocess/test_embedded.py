@@ -96,7 +96,8 @@ def test_local_reprocess_renders_every_photo_once_with_the_new_look(
     listed = _cli(data, "reprocess", "--list", "--json")
     assert [r["state"] for r in json.loads(listed.stdout)] == ["done", "done"]
     gc = json.loads(_cli(data, "gc", "--json").stdout)
-    assert gc == {"examined": len(keys), "orphans": 0, "deleted": 0}
+    assert gc == {"examined": len(keys), "orphans": 0, "deleted": 0, "expired_uploads": 0,
+                  "stray_chunks": 0}
 
 
 def test_stale_selects_exactly_the_photos_of_a_changed_ladder(

@@ -22,6 +22,9 @@ from schemathesis.specs.openapi.checks import (
 from tests.web.harness import Server, cli, embedded, serve
 from tests.workers.harness import photo
 
+# A tus chunk is raw bytes, as application/octet-stream is.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
+
 CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance)
 
@@ -66,7 +69,9 @@ def fuzz(api: Server, authorization: str, examples: int,
 # Every operation of the document but the one serving it (schemathesis leaves that out).
 OPERATIONS = {"POST /v1/photos", "GET /v1/photos/{photo_id}", "PATCH /v1/photos/{photo_id}",
               "DELETE /v1/photos/{photo_id}", "GET /v1/users/{user_id}/photos",
-              "GET /v1/files/{key}", "GET /metrics", "GET /healthz", "GET /readyz"}
+              "GET /v1/files/{key}", "GET /metrics", "GET /healthz", "GET /readyz",
+              "OPTIONS /v1/uploads", "POST /v1/uploads", "HEAD /v1/uploads/{upload_id}",
+              "PATCH /v1/uploads/{upload_id}", "DELETE /v1/uploads/{upload_id}"}
 
 
 def test_every_operation_answers_as_documented(api: Server, token: str) -> None:
@@ -78,7 +83,12 @@ def test_the_users_own_photo_and_listing_answer_as_documented(api: Server, token
     posted = api.request("POST", "/v1/photos", photo(1, size=(200, 150)),
                          {"Authorization": f"Bearer {token}"})
     assert posted.status == 202
-    ids = {"user_id": "4242", "photo_id": posted.json()["photo_id"]}
+    created = api.request("POST", "/v1/uploads", b"", {
+        "Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0",
+        "Upload-Length": "100000"})
+    assert created.status == 201
+    ids = {"user_id": "4242", "photo_id": posted.json()["photo_id"],
+           "upload_id": created.headers["location"].rsplit("/", 1)[1]}
     assert set(fuzz(api, f"Bearer {token}", 60, ids)) == OPERATIONS
 
 
