@@ -47,6 +47,11 @@ class Server:
         finally:
             connection.close()
 
+    def kill(self) -> None:
+        """SIGKILL the server and its processes at once, as a lost host."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
     def raw(self, data: bytes, *, close_after: float | None = None) -> bytes:
         """Send ``data`` as is and read the reply until the server closes (or a timeout)."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
@@ -74,7 +79,8 @@ def serve(env: dict[str, str], log: Path, *extra: str) -> Iterator[Server]:
         wait_for_port(port, 60)
         yield Server(port, env, process)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # a test may have killed it already
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
