@@ -130,6 +130,22 @@ class UploadRow:
     state: str
 
 
+Event = Literal["photo.ready", "photo.failed", "photo.deleted"]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A photo's ending waiting to be told to the web tier (an entry of the webhook outbox)."""
+
+    id: int
+    photo_id: int
+    user_id: int | None
+    generation: int
+    event: Event
+    attempts: int  # deliveries tried so far
+    age: float  # seconds since the ending was recorded (the database's clock)
+
+
 @dataclass(frozen=True)
 class Claim:
     """What :meth:`MetadataStore.start` made of a job: a lease to render under, or a skip."""
@@ -219,17 +235,19 @@ class MetadataStore(Protocol):
         """
 
     def finish(self, photo_id: int, lease: int, source: SourceInfo,
-               renditions: Sequence[RenditionRow],
-               spec: str | None = None) -> list[RenditionRow] | None:
+               renditions: Sequence[RenditionRow], spec: str | None = None, *,
+               notify: bool = False) -> list[RenditionRow] | None:
         """Mark the photo ``ready`` with these renditions (rendered to ``spec``), in one
-        transaction, if ``lease`` is still the photo's. Returns the renditions it replaced, or
-        None when the lease was lost (nothing changed)."""
+        transaction, if ``lease`` is still the photo's (with ``notify``, its ``photo.ready``
+        webhook in the same transaction). Returns the renditions it replaced, or None when the
+        lease was lost (nothing changed)."""
 
-    def fail(self, photo_id: int, lease: int, code: str,
-             message: str) -> list[RenditionRow] | None:
+    def fail(self, photo_id: int, lease: int, code: str, message: str, *,
+             notify: bool = False) -> list[RenditionRow] | None:
         """Mark the photo ``failed`` with a code and message if ``lease`` is still the
-        photo's; drop its renditions and return them (their objects are to be deleted), or
-        None when the lease was lost."""
+        photo's (with ``notify``, its ``photo.failed`` webhook in the same transaction); drop
+        its renditions and return them (their objects are to be deleted), or None when the
+        lease was lost."""
 
     def retry_later(self, photo_id: int, lease: int, code: str, message: str) -> bool:
         """Record why an attempt failed and put the photo back to ``queued`` for its retry, if
@@ -281,9 +299,11 @@ class MetadataStore(Protocol):
     def counts(self) -> dict[str, int]:
         """How many photos are in each status (every status present, zeros included)."""
 
-    def delete(self, photo_id: int) -> tuple[PhotoRow, list[RenditionRow]] | None:
+    def delete(self, photo_id: int, *,
+               notify: bool = False) -> tuple[PhotoRow, list[RenditionRow]] | None:
         """Remove the photo: its row, its renditions' rows and its jobs in the outbox, in one
-        transaction. Returns what it was and the renditions it had (their objects are to be
+        transaction (with ``notify``, its ``photo.deleted`` webhook too). Returns what it was
+        and the renditions it had (their objects are to be
         deleted), or None when there was no such photo. A render of it still running loses
         its lease, and a job for it turns up to nothing."""
 
@@ -340,6 +360,17 @@ class MetadataStore(Protocol):
 
     def expired_uploads(self, now: float, limit: int) -> list[UploadRow]:
         """Up to ``limit`` uploads that expired before ``now``, the longest expired first."""
+
+    def due_webhooks(self, limit: int, lease: float) -> list[Webhook]:
+        """Up to ``limit`` webhooks due now, each the oldest left of its photo (by generation,
+        then as recorded), taken for ``lease`` seconds: no other sender gets them meanwhile,
+        and a sender that dies leaves them to the next one after it."""
+
+    def end_webhook(self, photo_id: int, webhook_id: int) -> None:
+        """Remove the webhook (delivered, refused for good, or given up on)."""
+
+    def retry_webhook(self, photo_id: int, webhook_id: int, delay: float, error: str) -> None:
+        """Count a failed delivery and make the webhook due again in ``delay`` seconds."""
 
     def close(self) -> None:
         """Release the connection."""

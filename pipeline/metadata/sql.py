@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 from pipeline.errors import PhotoNotFound
+from pipeline.metadata.events import WebhookOutbox
 from pipeline.metadata.port import (
     STATUSES,
     Backlog,
@@ -67,11 +68,11 @@ _FINISH = """
     UPDATE photos SET status = 'ready', source_format = %s, source_width = %s,
         source_height = %s, source_bytes = %s, source_frames = %s, orientation = %s,
         spec = %s, error_code = NULL, error_message = NULL, updated_at = {now}
-    WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id"""
+    WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id, user_id, generation"""
 _FAIL = """
     UPDATE photos SET status = 'failed', error_code = %s, error_message = %s,
         last_error_code = %s, last_error_message = %s, updated_at = {now}
-    WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id"""
+    WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id, user_id, generation"""
 _RETRY_LATER = """
     UPDATE photos SET status = 'queued', last_error_code = %s, last_error_message = %s,
         updated_at = {now}
@@ -87,7 +88,7 @@ _INSERT_RENDITIONS = """
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"""
 
 
-class SqlMetadata:
+class SqlMetadata(WebhookOutbox):
     """The port's logic; subclasses set the dialect and open transactions."""
 
     NOW = "now()"
@@ -167,26 +168,34 @@ class SqlMetadata:
             return Claim(photo_from_row(cur.fetchone()))
 
     def finish(self, photo_id: int, lease: int, source: SourceInfo,
-               renditions: Sequence[RenditionRow],
-               spec: str | None = None) -> list[RenditionRow] | None:
+               renditions: Sequence[RenditionRow], spec: str | None = None, *,
+               notify: bool = False) -> list[RenditionRow] | None:
         with self._transaction() as cur:
             cur.execute(self._sql(_FINISH), (source.format, source.width, source.height,
                                              source.bytes, source.frames, source.orientation,
                                              spec, photo_id, lease))
-            if cur.fetchone() is None:
+            ended = cur.fetchone()
+            if ended is None:
                 return None
+            if notify:
+                self._notify(cur, photo_id, ended["user_id"], ended["generation"],
+                             "photo.ready")
             replaced = self._drop_renditions(cur, photo_id)
             cur.executemany(_INSERT_RENDITIONS, [
                 (photo_id, r.name, r.format, r.key, r.width, r.height, r.bytes, position)
                 for position, r in enumerate(renditions)])
         return replaced
 
-    def fail(self, photo_id: int, lease: int, code: str,
-             message: str) -> list[RenditionRow] | None:
+    def fail(self, photo_id: int, lease: int, code: str, message: str, *,
+             notify: bool = False) -> list[RenditionRow] | None:
         with self._transaction() as cur:
             cur.execute(self._sql(_FAIL), (code, message, code, message, photo_id, lease))
-            if cur.fetchone() is None:
+            ended = cur.fetchone()
+            if ended is None:
                 return None
+            if notify:
+                self._notify(cur, photo_id, ended["user_id"], ended["generation"],
+                             "photo.failed")
             return self._drop_renditions(cur, photo_id)
 
     def retry_later(self, photo_id: int, lease: int, code: str, message: str) -> bool:
@@ -301,11 +310,14 @@ class SqlMetadata:
             found = {r["status"]: int(r["n"]) for r in cur.fetchall()}
         return {status: found.get(status, 0) for status in STATUSES}
 
-    def delete(self, photo_id: int) -> tuple[PhotoRow, list[RenditionRow]] | None:
+    def delete(self, photo_id: int, *,
+               notify: bool = False) -> tuple[PhotoRow, list[RenditionRow]] | None:
         with self._transaction() as cur:
             row = self._photo(cur, photo_id, lock=True)
             if row is None:
                 return None
+            if notify:
+                self._notify(cur, photo_id, row.user_id, row.generation, "photo.deleted")
             dropped = self._drop_renditions(cur, photo_id)
             cur.execute("DELETE FROM outbox WHERE photo_id = %s", (photo_id,))
             cur.execute("DELETE FROM idempotency_keys WHERE photo_id = %s", (photo_id,))

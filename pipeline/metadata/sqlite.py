@@ -128,6 +128,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX uploads_expires ON uploads (expires);
     """,
+    """
+    CREATE TABLE webhooks (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        photo_id    INTEGER NOT NULL,
+        user_id     INTEGER,
+        generation  INTEGER NOT NULL,
+        event       TEXT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        last_error  TEXT,
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        next_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX webhooks_due ON webhooks (next_at);
+    CREATE INDEX webhooks_photo ON webhooks (photo_id, generation, id);
+    """,
 )
 _TRANSIENT_TEXT = ("locked", "busy", "disk i/o error", "database or disk is full")
 _REJECTED_TEXT = ("unable to open", "not a database", "no such table", "no such column",

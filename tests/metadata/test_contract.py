@@ -288,7 +288,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 8 and again.get(1) is not None
+    assert again.upgrade() == 10 and again.get(1) is not None
     again.close()
 
 
@@ -521,3 +521,56 @@ def test_expired_uploads_are_found_longest_expired_first(db: MetadataStore) -> N
     assert [u.user_id for u in db.expired_uploads(100.0, 10)] == [2, 3, 1]  # 100 is not before
     assert [u.user_id for u in db.expired_uploads(100.0, 2)] == [2, 3]
     assert db.expired_uploads(10.0, 10) == []
+
+
+def test_endings_write_webhooks_only_when_asked(db: MetadataStore) -> None:
+    quiet, told, failed = (db.allocate_id(user_id=u) for u in (1, 2, 3))
+    for photo_id, user in ((quiet, 1), (told, 2), (failed, 3)):
+        db.create(NewPhoto(photo_id, f"originals/{photo_id}", user_id=user))
+    assert db.finish(quiet, db.start(Job(quiet, 1)).lease, SOURCE, keyed(quiet)) is not None
+    assert db.finish(told, db.start(Job(told, 1)).lease, SOURCE, keyed(told), notify=True) is not None
+    assert db.fail(failed, db.start(Job(failed, 1)).lease, "corrupt", "x", notify=True) == []
+    assert db.fail(failed, 99, "corrupt", "x", notify=True) is None  # a lost lease: nothing
+    assert db.delete(quiet, notify=True) is not None
+    due = db.due_webhooks(10, 30)
+    assert sorted((w.photo_id, w.user_id, w.generation, w.event, w.attempts) for w in due) == \
+        sorted([(told, 2, 1, "photo.ready", 0), (failed, 3, 1, "photo.failed", 0),
+                (quiet, 1, 1, "photo.deleted", 0)])
+    assert all(0 <= w.age < 60 for w in due)
+    assert db.due_webhooks(10, 30) == []  # taken for 30 s
+
+
+def keyed(photo_id: int) -> list[RenditionRow]:
+    return [RenditionRow(r.name, r.format, f"photos/{photo_id}/{r.name}.{r.format}", r.width,
+                         r.height, r.bytes) for r in ROWS]
+
+
+def test_a_webhook_waits_for_its_photo_s_older_ones(db: MetadataStore) -> None:
+    photo_id = db.allocate_id(user_id=5)
+    db.create(NewPhoto(photo_id, "originals/x", user_id=5))
+    db.finish(photo_id, db.start(Job(photo_id, 1)).lease, SOURCE, keyed(photo_id), notify=True)
+    db.create(NewPhoto(photo_id, "originals/x", user_id=5))  # generation 2
+    db.fail(photo_id, db.start(Job(photo_id, 2)).lease, "corrupt", "x", notify=True)
+    db.delete(photo_id, notify=True)
+    order = []
+    for _ in range(3):
+        (due,) = db.due_webhooks(10, 0.2)  # one at a time: the oldest left
+        order.append((due.generation, due.event))
+        db.end_webhook(photo_id, due.id)
+    assert order == [(1, "photo.ready"), (2, "photo.failed"), (2, "photo.deleted")]
+    assert db.due_webhooks(10, 0.2) == []
+
+
+def test_a_failed_delivery_is_due_again_after_its_delay(db: MetadataStore) -> None:
+    photo_id = db.allocate_id(user_id=6)
+    db.create(NewPhoto(photo_id, "originals/x", user_id=6))
+    db.finish(photo_id, db.start(Job(photo_id, 1)).lease, SOURCE, keyed(photo_id), notify=True)
+    (first,) = db.due_webhooks(10, 0.2)
+    time.sleep(0.3)  # its taker died: the lease ran out
+    (again,) = db.due_webhooks(10, 30)
+    assert again.id == first.id and again.attempts == 0
+    db.retry_webhook(photo_id, again.id, 0.5, "receiver answered 503")
+    assert db.due_webhooks(10, 30) == []
+    time.sleep(0.6)
+    (third,) = db.due_webhooks(10, 30)
+    assert third.id == first.id and third.attempts == 1

@@ -24,8 +24,9 @@ BACKLOG = ("SELECT sum(q)::bigint AS q, extract(epoch FROM now() - min(oq)) AS o
            "sum(o)::bigint AS o, extract(epoch FROM now() - min(oo)) AS oo, "
            "extract(epoch FROM now() - min(ow)) AS ow FROM ({rows}) AS t")
 
-PENDING_OUTBOXES = ("SELECT schemaname FROM pg_stat_user_tables WHERE relname = 'outbox' "
-                    "AND n_live_tup > 0 AND schemaname ~ '^shard_[0-9]+$'")
+# The shards whose table ({table}: outbox, webhooks) holds rows, by the server's statistics.
+PENDING = ("SELECT schemaname FROM pg_stat_user_tables WHERE relname = '{table}' "
+           "AND n_live_tup > 0 AND schemaname ~ '^shard_[0-9]+$'")
 
 
 def stuck_branch(queued_for: float, processing_for: float, limit: int) -> str:

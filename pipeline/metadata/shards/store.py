@@ -29,6 +29,7 @@ from pipeline.metadata.port import (
     Selection,
     Status,
     UploadRow,
+    Webhook,
 )
 from pipeline.metadata.postgres import Link, PostgresMetadata, ShardMoved
 from pipeline.metadata.shards import spanning
@@ -59,7 +60,7 @@ class ShardedMetadata:
         self._views: dict[tuple[int, str], PostgresMetadata] = {}
         self._map: ShardMap | None = None
         self._read_at = -1e9
-        self._sweep = 0  # where the relay's next round of outboxes starts
+        self._sweeps: dict[str, int] = {}  # where the next round of each outbox starts
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="photopipe-shards")
 
@@ -197,14 +198,15 @@ class ShardedMetadata:
         return self._routed(job.photo_id, lambda s: s.start(job, refund=refund))
 
     def finish(self, photo_id: int, lease: int, source: SourceInfo,
-               renditions: Sequence[RenditionRow],
-               spec: str | None = None) -> list[RenditionRow] | None:
+               renditions: Sequence[RenditionRow], spec: str | None = None, *,
+               notify: bool = False) -> list[RenditionRow] | None:
         return self._routed(photo_id, lambda s: s.finish(photo_id, lease, source, renditions,
-                                                         spec))
+                                                         spec, notify=notify))
 
-    def fail(self, photo_id: int, lease: int, code: str,
-             message: str) -> list[RenditionRow] | None:
-        return self._routed(photo_id, lambda s: s.fail(photo_id, lease, code, message))
+    def fail(self, photo_id: int, lease: int, code: str, message: str, *,
+             notify: bool = False) -> list[RenditionRow] | None:
+        return self._routed(photo_id, lambda s: s.fail(photo_id, lease, code, message,
+                                                       notify=notify))
 
     def retry_later(self, photo_id: int, lease: int, code: str, message: str) -> bool:
         return self._routed(photo_id, lambda s: s.retry_later(photo_id, lease, code, message))
@@ -218,8 +220,15 @@ class ShardedMetadata:
     def get(self, photo_id: int) -> PhotoRow | None:
         return self._routed(photo_id, lambda s: s.get(photo_id))
 
-    def delete(self, photo_id: int) -> tuple[PhotoRow, list[RenditionRow]] | None:
-        return self._routed(photo_id, lambda s: s.delete(photo_id))
+    def delete(self, photo_id: int, *,
+               notify: bool = False) -> tuple[PhotoRow, list[RenditionRow]] | None:
+        return self._routed(photo_id, lambda s: s.delete(photo_id, notify=notify))
+
+    def end_webhook(self, photo_id: int, webhook_id: int) -> None:
+        self._routed(photo_id, lambda s: s.end_webhook(photo_id, webhook_id))
+
+    def retry_webhook(self, photo_id: int, webhook_id: int, delay: float, error: str) -> None:
+        self._routed(photo_id, lambda s: s.retry_webhook(photo_id, webhook_id, delay, error))
 
     def photos_of(self, user_id: int, before: int | None, limit: int) -> list[PhotoRow]:
         shard_map = self.shard_map()
@@ -253,32 +262,47 @@ class ShardedMetadata:
         if shard_map is None:
             return self.catalog_store.relay(publish, limit=limit)
         sent = 0  # one shard after another: publish is not called from two threads at once
-        for shard in self._outboxes_to_visit(shard_map):
+        for shard in self._to_visit(shard_map, "outbox"):
             if sent >= limit:
                 break
             sent += self.view(shard).relay(publish, limit=limit - sent)
         return sent
 
-    def pending_outboxes(self) -> set[int]:
-        """The shards whose outbox holds jobs, by the servers' statistics (which lag)."""
+    def pending_outboxes(self, table: str = "outbox") -> set[int]:
+        """The shards whose outbox (or ``webhooks``) holds rows, by the servers' statistics
+        (which lag)."""
         return {int(row["schemaname"].removeprefix("shard_"))
-                for row in self._per_database("SELECT 1", spanning.PENDING_OUTBOXES)}
+                for row in self._per_database("SELECT 1",
+                                              spanning.PENDING.format(table=table))}
 
-    def _outboxes_to_visit(self, shard_map: ShardMap) -> list[int]:
-        """The shards whose outbox the server's statistics say holds jobs, and the next
-        ``RELAY_SWEEP`` shards in turn (statistics lag by up to seconds, and are lost in a
-        crash): a relay round is a query per database and a few shards, not one transaction
+    def _to_visit(self, shard_map: ShardMap, table: str) -> list[int]:
+        """The shards whose ``table`` (an outbox) the server's statistics say holds rows, and
+        the next ``RELAY_SWEEP`` shards in turn (statistics lag by up to seconds, and are lost
+        in a crash): a round is a query per database and a few shards, not one transaction
         per logical shard, and every outbox is still visited every few rounds."""
-        hinted = self.pending_outboxes()
+        hinted = self.pending_outboxes(table)
         with self._lock:
-            start = self._sweep % shard_map.logical
-            self._sweep = start + RELAY_SWEEP
+            start = self._sweeps.get(table, 0) % shard_map.logical
+            self._sweeps[table] = start + RELAY_SWEEP
         swept = {(start + n) % shard_map.logical
                  for n in range(min(RELAY_SWEEP, shard_map.logical))}
         return sorted(s for s in hinted | swept if s < shard_map.logical)
 
     def outbox_size(self) -> int:
         return self.backlog().outbox
+
+    def due_webhooks(self, limit: int, lease: float) -> list[Webhook]:
+        """From the shards visited as the relay visits outboxes (a webhook's id is its shard's
+        own: the photo id routes the rest)."""
+        shard_map = self.shard_map()
+        if shard_map is None:
+            return self.catalog_store.due_webhooks(limit, lease)
+        found: list[Webhook] = []
+        for shard in self._to_visit(shard_map, "webhooks"):
+            if len(found) >= limit:
+                break
+            found += self.view(shard).due_webhooks(limit - len(found), lease)
+        return found
 
     def expired_uploads(self, now: float, limit: int) -> list[UploadRow]:
         found = [u for shard in self._each(lambda s: s.expired_uploads(now, limit))

@@ -247,7 +247,7 @@ def test_a_relay_round_finds_outboxes_with_jobs_beyond_its_sweep(
     while not {10, 40} <= store.pending_outboxes():  # the statistics lag by about a second
         assert time.monotonic() < deadline, "statistics never showed the outboxes"
         time.sleep(0.2)
-    store._sweep = 0  # the next round sweeps shards 0-3 only
+    store._sweeps["outbox"] = 0  # the next round sweeps shards 0-3 only
     published: list[int] = []
     assert store.relay(lambda job: published.append(job.photo_id)) == 2
     assert set(published) == ids
