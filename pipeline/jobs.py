@@ -215,6 +215,11 @@ class _Attempt:
     data: bytes | None = None  # the upload itself, in-process (stored only if it renders)
     trace: _Trace = field(default_factory=_Trace)
 
+    @property
+    def notify(self) -> bool:
+        """Whether an ending is also told to the web tier (its webhook, in its transaction)."""
+        return self.settings.webhook_url is not None
+
     def run(self) -> Outcome:
         cpu = time.process_time()
         outcome = self.attempt()
@@ -263,7 +268,8 @@ class _Attempt:
                     len(output.data)
         spec = render_spec(row.ladder, row.filter, row.strength, self.settings.encoding)
         with trace.stage("record"):
-            replaced = self.db.finish(row.id, row.lease, rendered.source, written, spec)
+            replaced = self.db.finish(row.id, row.lease, rendered.source, written, spec,
+                                      notify=self.notify)
         if replaced is None:
             self.tidy(lambda: _delete(self.store, [r.key for r in written]))
             return Outcome("superseded", self.job, attempt=row.attempts)
@@ -310,7 +316,7 @@ class _Attempt:
     def end(self, row: PhotoRow, code: str, message: str) -> Outcome:
         """Record the photo ``failed`` with ``code``; delete the renditions it had."""
         try:
-            dropped = self.db.fail(row.id, row.lease, code, message)
+            dropped = self.db.fail(row.id, row.lease, code, message, notify=self.notify)
         except PhotopipeError as exc:
             return self.outage(exc)
         if dropped is None:

@@ -189,7 +189,8 @@ def delete(photo_id: int, store: ObjectStore, db: MetadataStore, settings: Setti
         return False
     if row.source_key == original_key(photo_id):  # ours; a key the web tier gave stays its own
         retrying(lambda: store.delete(row.source_key), settings)
-    gone = retrying(lambda: db.delete(photo_id), settings)
+    gone = retrying(lambda: db.delete(photo_id, notify=settings.webhook_url is not None),
+                    settings)
     if gone is None:
         return False
     try:

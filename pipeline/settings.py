@@ -85,6 +85,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     uploads_per_minute: int = 0
     upload_expires: float = 86400.0
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_patience: float = 86400.0
+    webhook_timeout: float = 10.0
     limits: Limits = field(default_factory=Limits)
     encoding: Encoding = field(default_factory=Encoding)
 
@@ -103,6 +107,9 @@ class Settings:
             raise ValueError("database timeouts must be positive")
         if self.uploads_per_minute < 0:
             raise ValueError("PHOTOPIPE_UPLOADS_PER_MINUTE must not be negative")
+        if self.webhook_patience < 0 or self.webhook_timeout <= 0:
+            raise ValueError("PHOTOPIPE_WEBHOOK_PATIENCE must not be negative, and "
+                             "PHOTOPIPE_WEBHOOK_TIMEOUT must be positive")
         if self.upload_expires <= 0:
             raise ValueError("PHOTOPIPE_UPLOAD_EXPIRES must be a positive number of seconds")
         if self.http_body_timeout <= 0:
@@ -188,6 +195,15 @@ class Settings:
             # Seconds a resumable upload may take from its creation to its last byte; after
             # that it is gone (404), and `photopipe gc` removes what it left.
             upload_expires=_float(env, "PHOTOPIPE_UPLOAD_EXPIRES", 86400.0),
+            # Where the ending of every photo (photo.ready, photo.failed, photo.deleted) is
+            # POSTed, signed per Standard Webhooks with the secret (whsec_<base64>); unset:
+            # no webhooks.
+            webhook_url=env.get("PHOTOPIPE_WEBHOOK_URL") or None,
+            webhook_secret=env.get("PHOTOPIPE_WEBHOOK_SECRET") or None,
+            # Seconds a webhook is retried (with the jobs' backoff) before it is given up, and
+            # seconds one delivery may take.
+            webhook_patience=_float(env, "PHOTOPIPE_WEBHOOK_PATIENCE", 86400.0),
+            webhook_timeout=_float(env, "PHOTOPIPE_WEBHOOK_TIMEOUT", 10.0),
             # Origins whose pages may call the API from a browser (comma-separated; `*` for
             # any): CORS preflights answered, the Location, ETag and tus headers exposed.
             cors_origins=tuple(o.strip().rstrip("/") for o in

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-USE_CASES = ("jobs", "producer", "relay", "reprocess", "sweep", "uploads")
+USE_CASES = ("jobs", "producer", "relay", "reprocess", "sweep", "uploads", "webhooks",
+             "documents")
 FACES = ("pipeline.cli", "pipeline.web", "pipeline.observability", "workers")
 PORTS = ("pipeline.storage", "pipeline.metadata")
 BROKERS_AND_DRIVERS = ("celery", "kombu", "amqp", "redis", "billiard", "boto3", "botocore",

@@ -29,6 +29,11 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "PHOTOPIPE_HTTP_BODY_TIMEOUT": ("7.5", "http_body_timeout", 7.5),
     "PHOTOPIPE_UPLOADS_PER_MINUTE": ("30", "uploads_per_minute", 30),
     "PHOTOPIPE_UPLOAD_EXPIRES": ("3600", "upload_expires", 3600.0),
+    "PHOTOPIPE_WEBHOOK_URL": ("https://web.example/hooks", "webhook_url",
+                              "https://web.example/hooks"),
+    "PHOTOPIPE_WEBHOOK_SECRET": ("whsec_c2VjcmV0", "webhook_secret", "whsec_c2VjcmV0"),
+    "PHOTOPIPE_WEBHOOK_PATIENCE": ("600", "webhook_patience", 600.0),
+    "PHOTOPIPE_WEBHOOK_TIMEOUT": ("2.5", "webhook_timeout", 2.5),
     "PHOTOPIPE_CORS_ORIGINS": ("https://a.example, https://b.example/", "cors_origins",
                                ("https://a.example", "https://b.example")),
     "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS": ("1234", "statement_timeout_ms", 1234),
@@ -96,6 +101,10 @@ def test_bad_values_say_which_variable() -> None:
         Settings.from_env({"PHOTOPIPE_STUCK_AFTER": "0"})
     with pytest.raises(ValueError, match="PHOTOPIPE_SECRET_KEY"):
         Settings.from_env({"PHOTOPIPE_SECRET_KEY": "short"})
+    hooked = Settings.from_env({"PHOTOPIPE_WEBHOOK_SECRET": "whsec_c2VjcmV0"})
+    assert "whsec" not in repr(hooked)
+    with pytest.raises(ValueError, match="PHOTOPIPE_WEBHOOK_TIMEOUT"):
+        Settings.from_env({"PHOTOPIPE_WEBHOOK_TIMEOUT": "0"})
     with pytest.raises(ValueError, match="PHOTOPIPE_UPLOAD_EXPIRES"):
         Settings.from_env({"PHOTOPIPE_UPLOAD_EXPIRES": "0"})
     with pytest.raises(ValueError, match="PHOTOPIPE_HTTP_BODY_TIMEOUT"):

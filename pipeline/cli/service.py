@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pipeline import sweep
+from pipeline import sweep, webhooks
 from pipeline.cli import observe
 from pipeline.errors import (
     BrokerRejected,
@@ -102,12 +102,20 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     db = _checked_metadata(settings)
     if db is None:
         return 2
+    if settings.webhook_url is not None:
+        try:
+            webhooks.check(settings)
+        except ConfigurationError as exc:
+            print(f"photopipe: {exc}", file=sys.stderr)
+            return 2
     # Before any thread starts: the pool processes are forked from this one, and a fork taken
     # while another thread imports a module inherits that module's import lock, held by a
     # thread that does not exist in the child: its first import of it waits forever (seen:
     # a job hung in open_store's lazy import of the S3 store while the readiness probes,
     # behind /metrics, imported it). So everything they import lazily is imported here.
     open_store(settings)
+    from pipeline.web.server import start_webhooks  # and the webhooks' signing library
+
     if args.metrics_port is not None:  # before anything imports prometheus_client
         observe.count_into(metrics_dir(settings, args.metrics_port))
     from celery import signals
@@ -136,6 +144,8 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         threading.Thread(target=relay_loop, args=(db, publisher.publish, stop),
                          name="photopipe-relay", daemon=True).start()
         start_sweeper(settings, stop)
+        if settings.webhook_url is not None:
+            start_webhooks(settings, stop)
 
     signals.worker_ready.connect(start_relay, weak=False)
     # One node name per process: two workers on a host must not share a remote-control queue.

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline import webhooks
 from pipeline.errors import ConfigurationError
 from pipeline.observability.registry import use_directory
 from pipeline.settings import Settings
@@ -33,6 +34,8 @@ def add_commands(commands: Any) -> None:
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
         tickets.key(settings)  # refuse to start without one, and say why
+        if settings.webhook_url is not None:
+            webhooks.check(settings)
     except ConfigurationError as exc:
         print(f"photopipe: {exc}", file=sys.stderr)
         return 2

@@ -56,6 +56,8 @@ POOL_SIZE = Gauge("photopipe_worker_pool_size", "Pool processes the worker runs 
                   multiprocess_mode="livesum")
 SWEEP_REQUEUED = Counter("photopipe_sweep_requeued_total",
                          "Photos the stuck sweep queued again: their job was lost by the broker")
+WEBHOOKS = Counter("photopipe_webhooks_total", "Webhook deliveries by how they ended "
+                   "(delivered, retry, gone, given_up, overtaken)", ["outcome"])
 BYTES = Counter("photopipe_rendition_bytes_total", "Bytes of renditions written, by format",
                 ["format"])
 CPU = Histogram("photopipe_render_cpu_seconds",

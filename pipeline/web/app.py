@@ -20,13 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pipeline.documents import FILES, document, etag
 from pipeline.errors import PhotoNotFound
 from pipeline.jobs import Options
 from pipeline.metadata import PhotoRow
 from pipeline.producer import Upload
 from pipeline.web import metrics, tickets, tus
 from pipeline.web.body import read_upload
-from pipeline.web.documents import FILES, document, etag
 from pipeline.web.door import Door, authorise
 from pipeline.web.errors import TABLE, BadRequest, decimal, error_response
 

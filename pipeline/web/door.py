@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from pipeline.documents import Links
 from pipeline.errors import PhotoNotFound
 from pipeline.jobs import Options
 from pipeline.metadata import MetadataStore, PhotoRow, RenditionRow
@@ -20,7 +21,6 @@ from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
 from pipeline.uploads import Uploads
 from pipeline.web import tickets
-from pipeline.web.documents import Links
 from pipeline.web.errors import RateLimited
 
 

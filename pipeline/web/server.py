@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from pipeline import webhooks
 from pipeline.core.startup import configure
+from pipeline.documents import Links
+from pipeline.errors import ConfigurationError
 from pipeline.jobs import process
 from pipeline.metadata import MetadataStore, open_metadata
 from pipeline.observability import logs
@@ -22,6 +28,7 @@ from pipeline.storage import ObjectStore, open_store
 from pipeline.web import tickets
 from pipeline.web.app import Door, create_app
 from pipeline.web.metrics import Observed
+from pipeline.webhooks import Sender
 
 
 def build(settings: Settings) -> Door:
@@ -45,6 +52,30 @@ def publisher(settings: Settings) -> Publisher:
     return CeleryPublisher(make_app(settings))
 
 
+def webhook_sender(settings: Settings) -> Callable[[], Sender]:
+    """What makes a webhook sender in the thread that runs it: its own database connection,
+    and rendition URLs as the API hands them out."""
+    def make() -> Sender:
+        try:
+            key = tickets.key(settings)
+        except ConfigurationError:  # only local file URLs are signed with it: none here
+            key = b""
+        links = Links(settings, open_store(settings), key)
+        return Sender(open_metadata(settings), settings, links.url)
+    return make
+
+
+def start_webhooks(settings: Settings, stop: threading.Event) -> None:
+    """The webhook sender in a thread of this process, counted in its metrics."""
+    from pipeline.observability import metrics
+
+    def report(outcomes: Counter[str]) -> None:
+        for outcome, count in outcomes.items():
+            metrics.WEBHOOKS.labels(outcome).inc(count)
+
+    webhooks.start(webhook_sender(settings), stop, report=report)
+
+
 def asgi() -> Observed:
     """uvicorn's factory: the app over the environment's settings (one per process),
     counted and logged."""
@@ -60,6 +91,9 @@ class Background:
     def __init__(self, settings: Settings, processes: int = 1) -> None:
         self.pool = ProcessPoolExecutor(processes, multiprocessing.get_context("spawn"),
                                         initializer=_open, initargs=(settings,))
+        self.stop = threading.Event()  # no workers here: this process tells the webhooks
+        if settings.webhook_url is not None:
+            start_webhooks(settings, self.stop)
 
     def publish(self, job: Job) -> None:
         future: Future[str] = self.pool.submit(_render, job)
@@ -68,6 +102,7 @@ class Background:
     def close(self) -> None:
         """Stop the pool: renders running finish, queued ones are dropped (their photos stay
         queued, for the stuck sweep or a new submit)."""
+        self.stop.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -528,7 +528,8 @@ def test_endings_write_webhooks_only_when_asked(db: MetadataStore) -> None:
     for photo_id, user in ((quiet, 1), (told, 2), (failed, 3)):
         db.create(NewPhoto(photo_id, f"originals/{photo_id}", user_id=user))
     assert db.finish(quiet, db.start(Job(quiet, 1)).lease, SOURCE, keyed(quiet)) is not None
-    assert db.finish(told, db.start(Job(told, 1)).lease, SOURCE, keyed(told), notify=True) is not None
+    assert db.finish(told, db.start(Job(told, 1)).lease, SOURCE, keyed(told),
+                     notify=True) is not None
     assert db.fail(failed, db.start(Job(failed, 1)).lease, "corrupt", "x", notify=True) == []
     assert db.fail(failed, 99, "corrupt", "x", notify=True) is None  # a lost lease: nothing
     assert db.delete(quiet, notify=True) is not None

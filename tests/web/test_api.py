@@ -106,7 +106,7 @@ def test_a_rendition_url_works_only_as_signed_and_until_it_expires(server: Serve
     assert error(server.request("GET", other)) == (404, "not_found")
     settings = Settings(database_url=f"sqlite:///{server.env['PHOTOPIPE_DATA_DIR']}/x.db")
     key = tickets.key(settings)  # the embedded default's own key, beside its database
-    from pipeline.web.documents import Links
+    from pipeline.documents import Links
 
     links = Links(settings, None, key)  # type: ignore[arg-type]
     object_key = path.removeprefix("/v1/files/")

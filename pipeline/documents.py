@@ -1,7 +1,8 @@
-"""The photo's JSON document, and its renditions' URLs, built from the rows alone (no request
-to the object store): a URL under ``PHOTOPIPE_PUBLIC_BASE_URL``, else the store's own
-(presigned S3), else a path ``serve`` answers itself, signed and expiring. A photo that is not
-ready has no rendition URL at all."""
+"""What the outside sees of a photo (the API's answers, the webhooks' payloads): its JSON
+document, and its renditions' URLs, built from the rows alone (no request to the object
+store): a URL under ``PHOTOPIPE_PUBLIC_BASE_URL``, else the store's own (presigned S3), else a
+path ``serve`` answers itself, signed and expiring. A photo that is not ready has no rendition
+URL at all."""
 
 from __future__ import annotations
 
