@@ -1,21 +1,21 @@
 """The HTTP API on the production path: RabbitMQ, two workers, PostgreSQL and an S3 server, a
 `photopipe serve` in front, all on this machine's two cores (`python -m benchmarks.api`).
 
-1. Uploads: 12 MP phone photos sent as one request each (`POST /v1/photos`) from a few client
-   threads, with no worker running, so that `serve` has the cores: uploads per second, and
-   `serve`'s CPU per upload (its process's own, from the kernel's accounting).
+1. Uploads: 12 MP phone photos sent as one request each (`POST /v1/photos`), and resumably
+   (tus: `POST /v1/uploads`, then `PATCH`es of 5 MiB), from a few client threads, with no
+   worker running, so that `serve` has the cores: uploads per second, and `serve`'s CPU per
+   upload (its process's own, from the kernel's accounting).
 2. Capacity: the same uploads with the workers running, as fast as they come: photos per
    second, first byte to last photo ready.
-3. Latency from an upload's 202 (its last byte received and committed) to its photo `ready`,
-   p50 and p99, with uploads arriving on a fixed schedule at half and at nine tenths of that
-   capacity.
-
-Resumable (tus) uploads are not built yet: their half of the issue's measure is missing here.
+3. Latency from an upload's last answer (its last byte received and committed: the 202, or
+   the last PATCH's 204) to its photo `ready`, p50 and p99, with uploads arriving on a fixed
+   schedule at half and at nine tenths of that capacity, one-request and tus alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import statistics
 import threading
@@ -32,6 +32,7 @@ from benchmarks.workload import phone_photo
 from tests.web.harness import Server, cli, serve
 
 LOOK, LADDER = "clarendon", "classic"
+TUS_CHUNK = 5 * 1024 * 1024
 
 
 class Client:
@@ -41,19 +42,50 @@ class Client:
         self.server, self.headers = server, {"Authorization": f"Bearer {token}"}
         self.local = threading.local()
 
-    def upload(self, data: bytes) -> tuple[int, float]:
-        """The photo id, and when its 202 arrived (epoch seconds)."""
+    def connection(self) -> http.client.HTTPConnection:
         if not hasattr(self.local, "connection"):
             self.local.connection = http.client.HTTPConnection("127.0.0.1", self.server.port,
                                                                timeout=120)
-        connection = self.local.connection
-        connection.request("POST", f"/v1/photos?filter={LOOK}&ladder={LADDER}", data,
-                           self.headers)
-        reply = connection.getresponse()
-        body = reply.read()
-        if reply.status != 202:
-            raise RuntimeError(f"upload refused: {reply.status} {body[:200]!r}")
+        connection: http.client.HTTPConnection = self.local.connection
+        return connection
+
+    def upload(self, data: bytes) -> tuple[int, float]:
+        """The photo id, and when its 202 arrived (epoch seconds)."""
+        body = self.call("POST", f"/v1/photos?filter={LOOK}&ladder={LADDER}", data, 202)[1]
         return int(body.split(b'"photo_id":"', 1)[1].split(b'"', 1)[0]), time.time()
+
+    def call(self, method: str, path: str, body: bytes, status: int,
+             headers: dict[str, str] | None = None) -> tuple[http.client.HTTPResponse, bytes]:
+        connection = self.connection()
+        connection.request(method, path, body, {**self.headers, **(headers or {})})
+        reply = connection.getresponse()
+        answer = reply.read()
+        if reply.status != status:
+            raise RuntimeError(f"{method} {path} refused: {reply.status} {answer[:200]!r}")
+        return reply, answer
+
+
+class TusClient(Client):
+    """Resumable uploads (tus 1.0.0) in chunks of ``chunk`` bytes."""
+
+    def __init__(self, server: Server, token: str, chunk: int = TUS_CHUNK) -> None:
+        super().__init__(server, token)
+        self.chunk = chunk
+        self.headers = {**self.headers, "Tus-Resumable": "1.0.0"}
+
+    def upload(self, data: bytes) -> tuple[int, float]:
+        """The photo id, and when the last PATCH's 204 arrived (epoch seconds)."""
+        options = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}"
+                           for k, v in (("filter", LOOK), ("ladder", LADDER)))
+        created = self.call("POST", "/v1/uploads", b"", 201, {
+            "Upload-Length": str(len(data)), "Upload-Metadata": options})[0]
+        location = str(created.getheader("Location"))
+        reply = created
+        for start in range(0, len(data), self.chunk):
+            reply = self.call("PATCH", location, data[start:start + self.chunk], 204, {
+                "Upload-Offset": str(start),
+                "Content-Type": "application/offset+octet-stream"})[0]
+        return int(str(reply.getheader("Photopipe-Photo-Id"))), time.time()
 
 
 def measure(uploads: int, threads: int) -> dict[str, Any]:
@@ -62,17 +94,20 @@ def measure(uploads: int, threads: int) -> dict[str, Any]:
         deployment = production(stack)
         env = {**deployment.env, "PHOTOPIPE_SECRET_KEY": "benchmark-key-0123456789"}
         server = stack.enter_context(serve(env, deployment.logs / "serve.log"))
-        client = Client(server, cli(env, "ticket", "--user-id", "7").stdout.strip())
+        token = cli(env, "ticket", "--user-id", "7").stdout.strip()
+        clients = {"one request": Client(server, token), "tus": TusClient(server, token)}
         database = env["PHOTOPIPE_DATABASE_URL"]
-        alone = _uploads(client, photos, uploads, threads)
+        alone = {kind: _uploads(client, photos, uploads, threads)
+                 for kind, client in clients.items()}
         start_workers(deployment)
-        until_ready(database, uploads)  # the first part's photos, before anything is timed
-        capacity = _capacity(client, photos, uploads, threads, database)
-        latency = {f"{share:g}": _latency(client, photos, uploads // 2,
-                                          share * capacity["photos_per_s"], database)
-                   for share in (0.5, 0.9)}
+        until_ready(database, 2 * uploads)  # the first part's photos, before anything is timed
+        capacity = _capacity(clients["one request"], photos, uploads, threads, database)
+        latency = {kind: {f"{share:g}": _latency(client, photos, uploads // 2,
+                                                 share * capacity["photos_per_s"], database)
+                          for share in (0.5, 0.9)} for kind, client in clients.items()}
     return {"uploads": alone, "capacity": capacity, "latency": latency,
-            "photo_bytes": [len(p) for p in photos], "machine": machine()}
+            "photo_bytes": [len(p) for p in photos], "tus_chunk": TUS_CHUNK,
+            "machine": machine()}
 
 
 def _uploads(client: Client, photos: list[bytes], count: int, threads: int) -> dict[str, Any]:
@@ -127,26 +162,35 @@ def _ready_count(database: str) -> int:
 
 def table(data: dict[str, Any]) -> str:
     alone, capacity = data["uploads"], data["capacity"]
+    kinds = list(alone)
     lines = ["# The HTTP API on the production path", "",
-             f"12 MP phone JPEGs ({data['photo_bytes'][0]:,} bytes and alike), one request "
-             f"each, the {LADDER} ladder under {LOOK}; `photopipe serve` (one process) in "
-             "front of RabbitMQ, two workers, PostgreSQL and moto's S3 server, all on the "
-             "machine's two cores (`python -m benchmarks.api`). Resumable (tus) uploads are "
-             "not built yet.", "",
-             "| what | figure |", "| --- | ---: |",
-             f"| uploads per second, no worker running ({alone['threads']} client threads) | "
-             f"{alone['per_s']:.1f} |",
-             f"| photos per second, uploads to ready, two workers | "
-             f"{capacity['photos_per_s']:.2f} |"]
-    for share, found in data["latency"].items():
-        lines.append(f"| 202 to ready at {float(share):.0%} of that ({found['rate_per_s']:.2f}"
-                     f"/s, {found['count']} photos): p50; p99 | {found['p50_s']:.2f} s; "
-                     f"{found['p99_s']:.2f} s |")
-    lines += ["", "CPU per upload with no worker running, ms, by process role (serve is "
-              "`photopipe serve`: the body read, the sniff, the S3 PUT of the original, the "
-              "two short transactions, the publish):", "", "| role | ms per upload |",
-              "| --- | ---: |"]
-    lines += [f"| {role} | {ms:.1f} |" for role, ms in alone["cpu_ms_per_upload"].items()]
+             f"12 MP phone JPEGs ({data['photo_bytes'][0]:,} bytes and alike), the {LADDER} "
+             f"ladder under {LOOK}, sent in one request each or resumably (tus, in "
+             f"{data['tus_chunk'] // 2**20} MiB chunks: here one PATCH a photo, after the "
+             "POST that creates the upload); `photopipe serve` (one process) in front of "
+             "RabbitMQ, two workers, PostgreSQL and moto's S3 server, all on the machine's two "
+             "cores (`python -m benchmarks.api`); both kinds measured in one run.", "",
+             "| what | " + " | ".join(kinds) + " |", "| --- |" + " ---: |" * len(kinds),
+             f"| uploads per second, no worker running ({alone[kinds[0]]['threads']} client "
+             "threads) | " + " | ".join(f"{alone[k]['per_s']:.1f}" for k in kinds) + " |",
+             "| serve's CPU per upload, ms | " + " | ".join(
+                 f"{alone[k]['cpu_ms_per_upload'].get('serve', 0):.1f}" for k in kinds) + " |"]
+    for share in ("0.5", "0.9"):
+        found = {k: data["latency"][k][share] for k in kinds}
+        lines.append(f"| last byte to ready at {float(share):.0%} of capacity "
+                     f"({found[kinds[0]]['rate_per_s']:.2f}/s, {found[kinds[0]]['count']} "
+                     "photos): p50; p99 | " + " | ".join(
+                         f"{found[k]['p50_s']:.2f} s; {found[k]['p99_s']:.2f} s"
+                         for k in kinds) + " |")
+    lines += ["", f"Capacity, uploads to ready with two workers (one request each): "
+              f"{capacity['photos_per_s']:.2f} photos per second.", "",
+              "CPU per upload with no worker running, ms, by process role (serve is "
+              "`photopipe serve`: the bodies read, the sniff, the S3 writes of the original, "
+              "the short transactions, the publish):", "",
+              "| role | " + " | ".join(kinds) + " |", "| --- |" + " ---: |" * len(kinds)]
+    roles = sorted({r for k in kinds for r in alone[k]["cpu_ms_per_upload"]})
+    lines += [f"| {role} | " + " | ".join(f"{alone[k]['cpu_ms_per_upload'].get(role, 0):.1f}"
+                                          for k in kinds) + " |" for role in roles]
     lines += ["", f"Machine: {data['machine']}", ""]
     return "\n".join(lines)
 

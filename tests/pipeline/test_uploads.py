@@ -3,7 +3,9 @@ row changed only by compare-and-set."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from pipeline.storage import PART_BYTES
 from pipeline.storage.memory import MemoryStore
 from pipeline.uploads import WRITE_LEASE, OffsetMismatch, State, UploadBusy, Uploads
 from tests.helpers import PHOTOS
+from tests.services import S3Server
 
 PHOTO = (PHOTOS / "real" / "casio_ex-s1.jpg").read_bytes()
 BIG = b"\xff\xd8\xff" + os.urandom(2 * PART_BYTES + 12345)  # three parts' worth
@@ -262,3 +265,40 @@ def test_strays_are_chunks_no_upload_names_unless_a_write_is_under_way(
     assert uploads.strays(delete=False) == [stray]
     assert uploads.strays() == [stray]
     assert list(uploads.store.list("uploads/")) == named
+
+
+def test_an_expired_upload_s_s3_multipart_upload_is_aborted(moto: S3Server, tmp_path: Path,
+                                                            clock: Clock) -> None:
+    store = moto.store()
+    uploads = Uploads(store, SqliteMetadata(str(tmp_path / "s3.db")), Recorder(), FAST,
+                      clock=clock)
+    begun = uploads.create(7, len(BIG), OPTIONS)
+    send(uploads, begun.photo_id, BIG[:PART_BYTES + 2 * 1024 * 1024], 1024 * 1024)
+    pending = store.s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    assert [u["Key"] for u in pending] == [f"pp/{original_key(begun.photo_id)}"]
+    assert list(store.list("uploads/")) != []
+    clock.now += FAST.upload_expires + 1
+    assert uploads.collect() == 1
+    assert store.s3.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+    assert list(store.list()) == []
+
+
+def test_photopipe_gc_collects_expired_uploads(tmp_path: Path) -> None:
+    from tests.web.harness import cli, embedded
+
+    env = embedded(tmp_path / "data")
+    settings = Settings.from_env({**env, "PHOTOPIPE_UPLOAD_EXPIRES": "0.01"})
+    from pipeline.metadata import open_metadata
+    from pipeline.storage import open_store
+
+    uploads = Uploads(open_store(settings), open_metadata(settings), Recorder(), settings)
+    begun = uploads.create(7, len(PHOTO), OPTIONS)
+    uploads.append(begun.photo_id, 7, 0, PHOTO[:1000])
+    time.sleep(0.05)
+    dry = cli(env, "gc", "--dry-run", "--json")
+    assert json.loads(dry.stdout)["expired_uploads"] == 1, dry.stderr
+    assert list(uploads.store.list("uploads/")) != []
+    done = json.loads(cli(env, "gc", "--json").stdout)
+    assert (done["expired_uploads"], done["stray_chunks"]) == (1, 0)
+    assert list(uploads.store.list("uploads/")) == []
+    assert uploads.db.get_upload(begun.photo_id) is None
