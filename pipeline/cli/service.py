@@ -114,13 +114,12 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     # a job hung in open_store's lazy import of the S3 store while the readiness probes,
     # behind /metrics, imported it). So everything they import lazily is imported here.
     open_store(settings)
-    from pipeline.web.server import start_webhooks  # and the webhooks' signing library
-
     if args.metrics_port is not None:  # before anything imports prometheus_client
         observe.count_into(metrics_dir(settings, args.metrics_port))
     from celery import signals
 
     from pipeline.observability import logs
+    from pipeline.web.server import start_webhooks  # and the webhooks' signing library
     from workers.app import consumed_queues, declare_topology
     from workers.publisher import CeleryPublisher
     from workers.tasks import app
