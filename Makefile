@@ -42,6 +42,7 @@ bench: setup bench-peers services
 	$(PY) -m benchmarks.encoding
 	$(PY) -m benchmarks.peak
 	$(PY) -m benchmarks.api
+	$(PY) -m benchmarks.frameworks
 	$(PY) -m benchmarks.observability 10
 	$(PY) -m benchmarks.shards
 
