@@ -1,0 +1,44 @@
+"""photopipe's ThumbHash encoder gives the reference's bytes (tests/fixtures/thumbhash: hashes
+made by the JavaScript package on the npm registry, with the script that made them)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.core.thumbhash import rgba_to_thumbhash
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "thumbhash"
+EXPECTED: dict[str, str] = json.loads((FIXTURES / "expected.json").read_text())["hashes"]
+
+
+def test_the_fixtures_cover_what_they_should() -> None:
+    sizes = {}
+    for name in EXPECTED:
+        with Image.open(FIXTURES / f"{name}.png") as picture:
+            sizes[name] = (picture.size, picture.getextrema()[3][0] < 255)
+    assert len(sizes) >= 20
+    assert any(w > h for (w, h), _ in sizes.values())  # landscape
+    assert any(w < h for (w, h), _ in sizes.values())  # portrait
+    assert any(alpha for _, alpha in sizes.values())
+    assert any(w % 2 and h % 2 for (w, h), _ in sizes.values())  # odd sizes
+    assert ((1, 1), False) in sizes.values()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_hash_is_the_reference_s(name: str) -> None:
+    with Image.open(FIXTURES / f"{name}.png") as picture:
+        rgba = picture.convert("RGBA")
+    found = rgba_to_thumbhash(rgba.width, rgba.height, rgba.tobytes())
+    assert base64.b64encode(found).decode() == EXPECTED[name]
+
+
+@pytest.mark.parametrize(("width", "height", "size"), [(101, 10, 4040), (10, 101, 4040),
+                                                       (0, 10, 0), (10, 10, 399)])
+def test_what_is_not_a_thumbhash_picture_is_refused(width: int, height: int, size: int) -> None:
+    with pytest.raises(ValueError):
+        rgba_to_thumbhash(width, height, b"\0" * size)
