@@ -32,7 +32,9 @@ from pipeline.metadata.shards.map import schema
 from pipeline.metadata.shards.store import ShardedMetadata
 from pipeline.metadata.sql import Cursor
 
-TABLES = ("photos", "renditions", "outbox")  # renditions after photos (its foreign key)
+# Every table of a shard's schema (renditions after photos: its foreign key).
+TABLES = ("photos", "renditions", "outbox", "idempotency_keys", "upload_counts", "uploads",
+          "webhooks")
 CLAIM_SECONDS = 60
 _VERIFY = {
     "photos": "SELECT count(*) AS n, md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) "
@@ -41,6 +43,15 @@ _VERIFY = {
                   "object_key), '')) AS sum FROM renditions",
     "outbox": "SELECT count(*) AS n, md5(coalesce(string_agg(id::text || ':' || photo_id || "
               "':' || generation, ',' ORDER BY id), '')) AS sum FROM outbox",
+    "idempotency_keys": "SELECT count(*) AS n, md5(coalesce(string_agg(user_id || ':' || key "
+                        "|| ':' || photo_id, ',' ORDER BY user_id, key), '')) AS sum "
+                        "FROM idempotency_keys",
+    "upload_counts": "SELECT count(*) AS n, md5(coalesce(string_agg(user_id || ':' || minute "
+                     "|| ':' || n, ',' ORDER BY user_id, minute), '')) AS sum FROM upload_counts",
+    "uploads": "SELECT count(*) AS n, md5(coalesce(string_agg(photo_id || ':' || version, ',' "
+               "ORDER BY photo_id), '')) AS sum FROM uploads",
+    "webhooks": "SELECT count(*) AS n, md5(coalesce(string_agg(id || ':' || photo_id || ':' || "
+                "event, ',' ORDER BY id), '')) AS sum FROM webhooks",
 }
 
 
@@ -119,7 +130,7 @@ def _copy(source: PostgresMetadata, target: PostgresMetadata) -> tuple[int, floa
         src.execute("UPDATE shard_state SET moved = true")  # waits for transactions in flight
         fenced = time.monotonic()
         with target.transaction(fenced=False) as dst:
-            dst.execute("TRUNCATE photos, renditions, outbox")  # an earlier attempt's copy
+            dst.execute(f"TRUNCATE {', '.join(TABLES)}")  # an earlier attempt's copy
             for table in TABLES:
                 _copy_table(src, dst, table)
             _carry_sequences(src, dst)
@@ -141,7 +152,7 @@ def _copy_table(src: Cursor, dst: Cursor, table: str) -> None:
 
 
 def _carry_sequences(src: Cursor, dst: Cursor) -> None:
-    for sequence in ("photo_id_seq", "outbox_id_seq"):
+    for sequence in ("photo_id_seq", "outbox_id_seq", "webhooks_id_seq"):
         src.execute(f"SELECT last_value, is_called FROM {sequence}")
         row = src.fetchone()
         dst.execute("SELECT setval(%s, %s, %s)", (sequence, row["last_value"],

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from pipeline.errors import DatabaseUnavailable
-from pipeline.metadata import NewPhoto, RenditionRow, Selection
+from pipeline.metadata import NewPhoto, RenditionRow, Selection, UploadRow
 from pipeline.metadata.shards.admin import init
 from pipeline.metadata.shards.catalog import MapExists
 from pipeline.metadata.shards.map import schema, shard_bits
@@ -119,6 +119,15 @@ def test_a_shard_moves_whole_under_writes_and_the_old_copy_is_dropped(
     target = next(u for u in shard_urls if u != source)
     before = [_photo(store, shard + 64 * n) for n in range(20)]
     other = _photo(store, 6)
+    # What else the shard holds: an idempotency key, a minute's upload count, an upload in
+    # progress, a webhook waiting (every table of the schema goes with it).
+    keyed = store.allocate_id(shard)
+    store.create(NewPhoto(keyed, "originals/k", user_id=shard), idempotency_key="retry-1")
+    store.count_upload(shard)
+    uploading = store.allocate_id(shard)
+    store.open_upload(UploadRow(uploading, shard, 2e9, 3, '{"offset": 7}'))
+    told = _photo(store, shard)
+    store.delete(told, notify=True)
     writer = ShardedMetadata(shard_urls[0], refresh=0.2)  # another process's view of the map
     written, transient, stop = [], [], threading.Event()
 
@@ -162,7 +171,12 @@ def test_a_shard_moves_whole_under_writes_and_the_old_copy_is_dropped(
     assert len(written) > 5 and store.get(other) is not None  # writes went on throughout
     with psycopg.connect(_direct(target, pg_servers), autocommit=True) as conn:
         count = conn.execute(f"SELECT count(*) FROM {schema(shard)}.photos").fetchone()
-    assert count == (len(before) + len(written),)
+        counted = conn.execute(f"SELECT n FROM {schema(shard)}.upload_counts").fetchall()
+    assert count == (len(before) + len(written) + 1,) and counted == [(1,)]
+    assert store.keyed(shard, "retry-1") == keyed
+    assert store.get_upload(uploading) == UploadRow(uploading, shard, 2e9, 3, '{"offset": 7}')
+    assert [(w.photo_id, w.event) for w in store.due_webhooks(10, 30)
+            if w.photo_id == told] == [(told, "photo.deleted")]
 
 
 def test_a_move_resumes_after_a_crash_and_refuses_to_run_twice(
