@@ -119,15 +119,7 @@ def test_a_shard_moves_whole_under_writes_and_the_old_copy_is_dropped(
     target = next(u for u in shard_urls if u != source)
     before = [_photo(store, shard + 64 * n) for n in range(20)]
     other = _photo(store, 6)
-    # What else the shard holds: an idempotency key, a minute's upload count, an upload in
-    # progress, a webhook waiting (every table of the schema goes with it).
-    keyed = store.allocate_id(shard)
-    store.create(NewPhoto(keyed, "originals/k", user_id=shard), idempotency_key="retry-1")
-    store.count_upload(shard)
-    uploading = store.allocate_id(shard)
-    store.open_upload(UploadRow(uploading, shard, 2e9, 3, '{"offset": 7}'))
-    told = _photo(store, shard)
-    store.delete(told, notify=True)
+    keyed, uploading, told = _the_rest(store, shard)
     writer = ShardedMetadata(shard_urls[0], refresh=0.2)  # another process's view of the map
     written, transient, stop = [], [], threading.Event()
 
@@ -177,6 +169,19 @@ def test_a_shard_moves_whole_under_writes_and_the_old_copy_is_dropped(
     assert store.get_upload(uploading) == UploadRow(uploading, shard, 2e9, 3, '{"offset": 7}')
     assert [(w.photo_id, w.event) for w in store.due_webhooks(10, 30)
             if w.photo_id == told] == [(told, "photo.deleted")]
+
+
+def _the_rest(store: ShardedMetadata, shard: int) -> tuple[int, int, int]:
+    """What else a shard holds, one of each: an idempotency key, a minute's upload count, an
+    upload in progress, a webhook waiting (every table of the schema goes with a move)."""
+    keyed = store.allocate_id(shard)
+    store.create(NewPhoto(keyed, "originals/k", user_id=shard), idempotency_key="retry-1")
+    store.count_upload(shard)
+    uploading = store.allocate_id(shard)
+    store.open_upload(UploadRow(uploading, shard, 2e9, 3, '{"offset": 7}'))
+    told = _photo(store, shard)
+    store.delete(told, notify=True)
+    return keyed, uploading, told
 
 
 def test_a_move_resumes_after_a_crash_and_refuses_to_run_twice(
