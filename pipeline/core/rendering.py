@@ -6,7 +6,7 @@ The web tier (for previews), the job runner, the CLI and the benchmarks all call
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -15,6 +15,7 @@ import filters
 from pipeline.core import ladders
 from pipeline.core.decode import decode
 from pipeline.core.encode import encode
+from pipeline.core.placeholder import Placeholder, placeholder
 from pipeline.core.renditions import render_ladder
 from pipeline.records import SourceInfo
 from pipeline.settings import Encoding, Limits
@@ -45,8 +46,9 @@ class Rendered:
     ladder: str
     filter: str | None
     strength: float
-    # Seconds spent in each stage: decode, look (only with one), resize, encode.
+    # Seconds spent in each stage: decode, look (only with one), resize, placeholder, encode.
     timings: Mapping[str, float] = field(default_factory=dict, compare=False)
+    placeholder: Placeholder | None = None
 
     @property
     def outputs(self) -> dict[str, bytes]:
@@ -56,7 +58,8 @@ class Rendered:
 
 def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
            ladder: str = "default", limits: Limits | None = None,
-           encoding: Encoding | None = None) -> Rendered:
+           encoding: Encoding | None = None,
+           on_placeholder: Callable[[Placeholder], None] | None = None) -> Rendered:
     """Decode ``data`` safely and render every rendition of ``ladder``, with an optional look.
 
     Args:
@@ -66,6 +69,8 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
         ladder: a ladder from :data:`pipeline.core.ladders.LADDERS`.
         limits: what the upload may declare (default: :class:`Limits`'s defaults).
         encoding: encoder settings (default: JPEG q85, WebP q80).
+        on_placeholder: called with the placeholder as soon as it is known, before the
+            renditions are encoded (the job records it, so a photo still rendering has it).
 
     Raises:
         ImageRejected: the upload is not a picture photopipe will render (its ``code`` says why).
@@ -80,13 +85,18 @@ def render(data: bytes, *, filter: str | None = None, strength: float = 1.0,
     clock = time.perf_counter()
     images = render_ladder(working, spec)
     timings["resize"], clock = _lap(clock)
+    shown = placeholder(images[0][1])  # the largest rendition
+    timings["placeholder"], clock = _lap(clock)
+    if on_placeholder is not None:
+        on_placeholder(shown)
+        clock = time.perf_counter()
     files = tuple(
         Output(r.name, fmt, *image.size, encode(image, fmt, encoding or Encoding()))
         for r, image in images
         for fmt in r.formats
     )
     timings["encode"], clock = _lap(clock)
-    return Rendered(source, files, ladder, filter, strength, timings)
+    return Rendered(source, files, ladder, filter, strength, timings, shown)
 
 
 def _lap(since: float) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from pipeline.settings import Encoding
 
 # Bump when the same upload and options would render to other bytes for a reason the other
 # inputs of the spec do not capture (decoder, resampling, colour conversion, metadata policy).
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: every render records its placeholder
 # Bump when the looks' passes render the same recipe to other pixels (2: Pillow's C passes and
 # colour cubes, within the browser bound of the exact evaluation but not equal to it; 3: the fused
 # kernel, equal to the exact evaluation for all but the two looks that keep a colour cube).

@@ -31,6 +31,16 @@ def rgba_to_thumbhash(width: int, height: int, rgba: bytes) -> bytes:
     Raises:
         ValueError: larger than 100x100, or not ``width * height * 4`` bytes.
     """
+    return encode(width, height, rgba)[0]
+
+
+def encode(width: int, height: int, rgba: bytes) -> tuple[bytes, tuple[float, float, float]]:
+    """The ThumbHash, and the average colour it starts from (red, green and blue from 0 to 1,
+    each pixel weighted by its alpha; black for a picture transparent throughout).
+
+    Raises:
+        ValueError: as :func:`rgba_to_thumbhash`.
+    """
     if not (0 < width <= 100 and 0 < height <= 100):
         raise ValueError(f"{width}x{height} doesn't fit in 100x100")
     pixels = np.frombuffer(rgba, dtype=np.uint8)
@@ -78,28 +88,38 @@ def rgba_to_thumbhash(width: int, height: int, rgba: bytes) -> bytes:
         if start + (index >> 1) == len(out):
             out.append(0)
         out[start + (index >> 1)] |= _round(15 * factor) << ((index & 1) << 2)
-    return bytes(out)
+    red_avg, green_avg, blue_avg = average
+    return bytes(out), (red_avg, green_avg, blue_avg)
 
 
 def _encode_channel(values: Floats, nx: int, ny: int) -> tuple[float, list[float], float]:
-    """The DCT's constant term, its normalized varying terms and their scale."""
+    """The DCT's constant term, its normalized varying terms and their scale.
+
+    Every term's products are one column of a (pixels, terms) array, and the columns are summed
+    down the pixels in their order: numpy adds the rows of an array reduced along its first
+    axis one after another, each column's sum exactly the reference's loop (test_thumbhash.py
+    checks it against a ``cumsum``, which is sequential by definition, and the fixtures)."""
     height, width = values.shape
-    dc, ac, scale = 0.0, [], 0.0
-    for cy in range(ny):
-        fy = _cosines(height, cy)
-        cx = 0
-        while cx * ny < nx * (ny - cy):
-            fx = _cosines(width, cx)
-            f = _sum((values * fx[None, :]) * fy[:, None]) / (width * height)
-            if cx or cy:
-                ac.append(f)
-                scale = max(scale, abs(f))
-            else:
-                dc = f
-            cx += 1
+    across, down = _basis(width, height, nx, ny)
+    products = (values.reshape(-1, 1) * across) * down  # (c * fx) * fy, as the reference
+    sums = np.add.reduce(products, axis=0) / (width * height)
+    dc, ac = float(sums[0]), [float(f) for f in sums[1:]]
+    scale = max((abs(f) for f in ac), default=0.0)
     if scale:
         ac = [0.5 + 0.5 / scale * f for f in ac]
     return dc, ac, scale
+
+
+@cache
+def _basis(width: int, height: int, nx: int, ny: int) -> tuple[Floats, Floats]:
+    """The cosines of every term the reference takes, in its order (cy, then cx), for every
+    pixel in row order: (pixels, terms) across and down."""
+    terms = [(cx, cy) for cy in range(ny) for cx in range(nx) if cx * ny < nx * (ny - cy)]
+    across = np.stack([np.tile(_cosines(width, cx), height) for cx, _ in terms], axis=1)
+    down = np.stack([np.repeat(_cosines(height, cy), width) for _, cy in terms], axis=1)
+    across.setflags(write=False)
+    down.setflags(write=False)
+    return across, down
 
 
 def _sum(values: Floats) -> float:

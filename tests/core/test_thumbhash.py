@@ -7,6 +7,7 @@ import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -43,3 +44,12 @@ def test_each_hash_is_the_reference_s(name: str) -> None:
 def test_what_is_not_a_thumbhash_picture_is_refused(width: int, height: int, size: int) -> None:
     with pytest.raises(ValueError):
         rgba_to_thumbhash(width, height, b"\0" * size)
+
+
+def test_numpy_sums_the_columns_of_a_reduction_in_order() -> None:
+    """The encoder's sums rely on it: each column of ``np.add.reduce(a, axis=0)`` equals the
+    sequential sum down that column (``cumsum`` is sequential by definition)."""
+    rng = np.random.default_rng(7)
+    for rows, columns in ((1, 1), (3, 40), (2304, 28), (10_000, 6)):
+        values = rng.normal(0, 1e3, (rows, columns)) * rng.random((rows, columns)) ** 9
+        assert np.array_equal(np.add.reduce(values, axis=0), np.cumsum(values, axis=0)[-1])
