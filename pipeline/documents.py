@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,7 @@ def document(row: PhotoRow, renditions: list[RenditionRow],
         "filter": row.filter,
         "strength": row.strength,
         "ladder": row.ladder,
+        "placeholder": None if row.placeholder is None else json.loads(row.placeholder),
         "renditions": [{"name": r.name, "format": r.format, "width": r.width,
                         "height": r.height, "bytes": r.bytes, "url": url(r.key)}
                        for r in renditions] if ready else [],
@@ -45,7 +47,8 @@ def document(row: PhotoRow, renditions: list[RenditionRow],
 def etag(row: PhotoRow) -> str:
     """Changes whenever the document can: its state, generation, lease or last update (not
     with the URLs, which are signed anew on every request)."""
-    state = f"{row.id}:{row.status}:{row.generation}:{row.lease}:{row.updated_at}"
+    state = f"{row.id}:{row.status}:{row.generation}:{row.lease}:{row.updated_at}:" \
+        f"{row.placeholder}"
     return f'"{hashlib.sha256(state.encode()).hexdigest()[:32]}"'
 
 

@@ -37,6 +37,7 @@ from typing import Literal
 
 from pipeline.core import check_options, render
 from pipeline.core.encode import CONTENT_TYPES
+from pipeline.core.placeholder import Placeholder
 from pipeline.core.spec import render_spec
 from pipeline.errors import (
     ImageRejected,
@@ -253,7 +254,8 @@ class _Attempt:
             data = self.data if self.data is not None else self.store.get(
                 row.source_key, max_bytes=self.settings.limits.max_bytes)
         rendered = render(data, filter=row.filter, strength=row.strength, ladder=row.ladder,
-                          limits=self.settings.limits, encoding=self.settings.encoding)
+                          limits=self.settings.limits, encoding=self.settings.encoding,
+                          on_placeholder=lambda shown: self.show(row, shown))
         trace.timings.update(rendered.timings)
         written: list[RenditionRow] = []
         with trace.stage("store"):
@@ -268,13 +270,21 @@ class _Attempt:
                     len(output.data)
         spec = render_spec(row.ladder, row.filter, row.strength, self.settings.encoding)
         with trace.stage("record"):
-            replaced = self.db.finish(row.id, row.lease, rendered.source, written, spec,
-                                      notify=self.notify)
+            replaced = self.db.finish(
+                row.id, row.lease, rendered.source, written, spec, notify=self.notify,
+                placeholder=None if rendered.placeholder is None else rendered.placeholder.dump())
         if replaced is None:
             self.tidy(lambda: _delete(self.store, [r.key for r in written]))
             return Outcome("superseded", self.job, attempt=row.attempts)
         self.tidy(lambda: _delete_older(self.store, row, replaced))
         return Outcome("ready", self.job, attempt=row.attempts)
+
+    def show(self, row: PhotoRow, shown: Placeholder) -> None:
+        """Record the placeholder as soon as the render knows it (a page shows it while the
+        renditions are encoded and stored). The finish records it too: a failure here only
+        delays it."""
+        with contextlib.suppress(PhotopipeError):
+            self.db.set_placeholder(row.id, row.lease, shown.dump())
 
     def after(self, row: PhotoRow | None, error: PhotopipeError) -> Outcome:
         """The ending of an attempt that raised ``error`` (``row`` is None before a lease)."""

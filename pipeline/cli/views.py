@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ def rendition_json(rendition: RenditionRow) -> dict[str, Any]:
 def photo_json(row: PhotoRow, renditions: list[RenditionRow]) -> dict[str, Any]:
     """The ``--json`` document of ``photopipe show``: the whole row and its renditions."""
     document = dataclasses.asdict(row)
+    document["placeholder"] = None if row.placeholder is None else json.loads(row.placeholder)
     document["renditions"] = [rendition_json(r) for r in renditions]
     return document
 
@@ -79,6 +81,10 @@ def photo_text(row: PhotoRow, renditions: list[RenditionRow]) -> str:
         s = row.source
         lines.append(f"  source {s.format} {s.width}x{s.height}, {s.bytes} bytes, "
                      f"{s.frames} frame(s), orientation {s.orientation}")
+    if row.placeholder is not None:
+        shown = json.loads(row.placeholder)
+        lines.append(f"  placeholder {shown['color']}, aspect {shown['aspect']:g}, "
+                     f"thumbhash {shown['thumbhash']}")
     if row.error_code:
         lines.append(f"  error {row.error_code}: {row.error_message}")
     lines += [f"  {r.name}.{r.format} {r.width}x{r.height} {r.bytes} B -> {r.key}"

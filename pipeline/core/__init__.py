@@ -10,6 +10,8 @@ It knows no port (storage, metadata), no broker and no face: the job runner
 - :mod:`~pipeline.core.ladders`: which renditions a ladder makes; :mod:`~pipeline.core.renditions`
   resizes and crops them, each from the last.
 - :mod:`~pipeline.core.encode`: JPEG and WebP, with no metadata.
+- :mod:`~pipeline.core.placeholder` (over :mod:`~pipeline.core.thumbhash`): what a page shows
+  before the thumbnail arrives: a ThumbHash, a colour, an aspect.
 - :mod:`~pipeline.core.rendering`: :func:`render`, the stages in order.
 - :mod:`~pipeline.core.spec`: the fingerprint of how a photo was rendered (``--stale``).
 - :mod:`~pipeline.core.preview`: the CLI's contact sheet of every look.
@@ -18,6 +20,7 @@ It knows no port (storage, metadata), no broker and no face: the job runner
 
 from __future__ import annotations
 
+from pipeline.core.placeholder import Placeholder
 from pipeline.core.rendering import Output, Rendered, check_options, render
 
-__all__ = ["Output", "Rendered", "check_options", "render"]
+__all__ = ["Output", "Placeholder", "Rendered", "check_options", "render"]

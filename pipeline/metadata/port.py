@@ -64,6 +64,7 @@ class PhotoRow:
     last_error_message: str | None = None
     spec: str | None = None
     run_id: int | None = None
+    placeholder: str | None = None  # JSON: thumbhash, color, aspect (the render core's)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def photo_from_row(row: Mapping[str, Any]) -> PhotoRow:
         error_message=row["error_message"], created_at=_timestamp(row["created_at"]),
         updated_at=_timestamp(row["updated_at"]), generation=row["generation"],
         lease=row["lease"], last_error_code=row["last_error_code"],
-        last_error_message=row["last_error_message"], spec=row["spec"], run_id=row["run_id"])
+        last_error_message=row["last_error_message"], spec=row["spec"], run_id=row["run_id"],
+        placeholder=row["placeholder"])
 
 
 def run_from_row(row: Mapping[str, Any]) -> Run:
@@ -236,11 +238,16 @@ class MetadataStore(Protocol):
 
     def finish(self, photo_id: int, lease: int, source: SourceInfo,
                renditions: Sequence[RenditionRow], spec: str | None = None, *,
-               notify: bool = False) -> list[RenditionRow] | None:
-        """Mark the photo ``ready`` with these renditions (rendered to ``spec``), in one
-        transaction, if ``lease`` is still the photo's (with ``notify``, its ``photo.ready``
-        webhook in the same transaction). Returns the renditions it replaced, or None when the
-        lease was lost (nothing changed)."""
+               notify: bool = False, placeholder: str | None = None
+               ) -> list[RenditionRow] | None:
+        """Mark the photo ``ready`` with these renditions (rendered to ``spec``, and with its
+        ``placeholder`` when given), in one transaction, if ``lease`` is still the photo's
+        (with ``notify``, its ``photo.ready`` webhook in the same transaction). Returns the
+        renditions it replaced, or None when the lease was lost (nothing changed)."""
+
+    def set_placeholder(self, photo_id: int, lease: int, placeholder: str) -> bool:
+        """Record the placeholder a render under ``lease`` computed, while that render is the
+        photo's (``processing`` under that lease); whether it did."""
 
     def fail(self, photo_id: int, lease: int, code: str, message: str, *,
              notify: bool = False) -> list[RenditionRow] | None:

@@ -51,12 +51,14 @@ _CREATE = """
     ON CONFLICT (id) DO UPDATE SET status = 'queued', source_key = excluded.source_key,
         ladder = excluded.ladder, filter = excluded.filter, strength = excluded.strength,
         user_id = excluded.user_id, generation = photos.generation + 1, attempts = 0,
+        placeholder = NULL,
         error_code = NULL, error_message = NULL, last_error_code = NULL,
         last_error_message = NULL, run_id = NULL, updated_at = {now}
     RETURNING generation"""
 _REGENERATE = """
     UPDATE photos SET status = 'queued', ladder = %s, filter = %s, strength = %s,
         generation = generation + 1, attempts = 0, run_id = %s, error_code = NULL,
+        placeholder = NULL,
         error_message = NULL, last_error_code = NULL, last_error_message = NULL,
         updated_at = {now}
     WHERE id = %s AND (run_id IS NULL OR run_id <> %s) RETURNING generation"""
@@ -67,7 +69,8 @@ _START = """
 _FINISH = """
     UPDATE photos SET status = 'ready', source_format = %s, source_width = %s,
         source_height = %s, source_bytes = %s, source_frames = %s, orientation = %s,
-        spec = %s, error_code = NULL, error_message = NULL, updated_at = {now}
+        spec = %s, placeholder = coalesce(%s, placeholder), error_code = NULL,
+        error_message = NULL, updated_at = {now}
     WHERE id = %s AND lease = %s AND status = 'processing' RETURNING id, user_id, generation"""
 _FAIL = """
     UPDATE photos SET status = 'failed', error_code = %s, error_message = %s,
@@ -169,11 +172,12 @@ class SqlMetadata(WebhookOutbox):
 
     def finish(self, photo_id: int, lease: int, source: SourceInfo,
                renditions: Sequence[RenditionRow], spec: str | None = None, *,
-               notify: bool = False) -> list[RenditionRow] | None:
+               notify: bool = False, placeholder: str | None = None
+               ) -> list[RenditionRow] | None:
         with self._transaction() as cur:
             cur.execute(self._sql(_FINISH), (source.format, source.width, source.height,
                                              source.bytes, source.frames, source.orientation,
-                                             spec, photo_id, lease))
+                                             spec, placeholder, photo_id, lease))
             ended = cur.fetchone()
             if ended is None:
                 return None
@@ -185,6 +189,12 @@ class SqlMetadata(WebhookOutbox):
                 (photo_id, r.name, r.format, r.key, r.width, r.height, r.bytes, position)
                 for position, r in enumerate(renditions)])
         return replaced
+
+    def set_placeholder(self, photo_id: int, lease: int, placeholder: str) -> bool:
+        with self._transaction() as cur:
+            cur.execute("UPDATE photos SET placeholder = %s WHERE id = %s AND lease = %s "
+                        "AND status = 'processing' RETURNING id", (placeholder, photo_id, lease))
+            return cur.fetchone() is not None
 
     def fail(self, photo_id: int, lease: int, code: str, message: str, *,
              notify: bool = False) -> list[RenditionRow] | None:

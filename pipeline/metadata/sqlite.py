@@ -143,6 +143,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX webhooks_due ON webhooks (next_at);
     CREATE INDEX webhooks_photo ON webhooks (photo_id, generation, id);
     """,
+    "ALTER TABLE photos ADD COLUMN placeholder TEXT",
 )
 _TRANSIENT_TEXT = ("locked", "busy", "disk i/o error", "database or disk is full")
 _REJECTED_TEXT = ("unable to open", "not a database", "no such table", "no such column",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,9 +50,13 @@ def test_the_look_is_in_the_placeholder() -> None:
 def test_the_placeholder_is_known_before_anything_is_encoded(
         monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[str] = []
-    encode = rendering.encode
-    monkeypatch.setattr(rendering, "encode",
-                        lambda *a, **k: events.append("encode") or encode(*a, **k))
+    from pipeline.core.encode import encode
+
+    def counted(*args: Any, **kwargs: Any) -> bytes:
+        events.append("encode")
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(rendering, "encode", counted)
     rendered = rendering.render(jpeg(HALVES), ladder="classic",
                                 on_placeholder=lambda p: events.append(p.color))
     assert rendered.placeholder is not None

@@ -288,7 +288,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     first.create(NewPhoto(1, "originals/1"))
     first.close()
     again = SqliteMetadata(path)
-    assert again.upgrade() == 10 and again.get(1) is not None
+    assert again.upgrade() == 11 and again.get(1) is not None
     again.close()
 
 
@@ -575,3 +575,25 @@ def test_a_failed_delivery_is_due_again_after_its_delay(db: MetadataStore) -> No
     time.sleep(0.6)
     (third,) = db.due_webhooks(10, 30)
     assert third.id == first.id and third.attempts == 1
+
+
+def test_a_placeholder_is_its_render_s_and_a_new_generation_clears_it(
+        db: MetadataStore) -> None:
+    photo_id = db.allocate_id(user_id=8)
+    job = db.create(NewPhoto(photo_id, "originals/p", user_id=8))
+    lease = db.start(job).lease
+    assert not db.set_placeholder(photo_id, lease + 1, '{"a": 1}')  # not that render's
+    assert db.set_placeholder(photo_id, lease, '{"color": "#102030"}')
+    row = db.get(photo_id)
+    assert row is not None and (row.status, row.placeholder) == ("processing",
+                                                                '{"color": "#102030"}')
+    db.finish(photo_id, lease, SOURCE, keyed(photo_id))  # none given: kept
+    assert (db.get(photo_id) or row).placeholder == '{"color": "#102030"}'
+    assert not db.set_placeholder(photo_id, lease, "{}")  # ready: no render is running
+    again = db.create(NewPhoto(photo_id, "originals/p", user_id=8))  # generation 2
+    assert (db.get(photo_id) or row).placeholder is None
+    second = db.start(again).lease
+    db.finish(photo_id, second, SOURCE, keyed(photo_id), placeholder='{"color": "#405060"}')
+    assert (db.get(photo_id) or row).placeholder == '{"color": "#405060"}'
+    db.regenerate(0, [Rerender(photo_id, "classic", None, 1.0)], cursor=photo_id)
+    assert (db.get(photo_id) or row).placeholder is None

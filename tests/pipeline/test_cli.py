@@ -57,8 +57,13 @@ def test_show_prints_the_row_and_its_renditions(tmp_path: Path) -> None:
     shown = json.loads(_run(tmp_path, "show", str(photo_id), "--json").stdout)
     assert shown["id"] == photo_id and shown["status"] == "ready"
     assert shown["source"]["format"] == "JPEG" and len(shown["renditions"]) == 5
+    assert set(shown["placeholder"]) == {"thumbhash", "color", "aspect"}
+    largest = shown["renditions"][0]
+    aspect = shown["placeholder"]["aspect"]
+    assert aspect == round(largest["width"] / largest["height"], 4)
     text = _run(tmp_path, "show", str(photo_id)).stdout
     assert f"photo {photo_id}: ready" in text and "w640.jpg 640x480" in text
+    assert f"placeholder {shown['placeholder']['color']}, aspect {aspect:g}" in text
     missing = _run(tmp_path, "show", "1")
     assert missing.returncode == 1 and "no photo 1" in missing.stderr
 

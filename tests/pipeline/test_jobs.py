@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -125,6 +126,27 @@ def test_process_renders_a_queued_photo_from_its_stored_original(
     assert row is not None and row.status == "ready" and row.source is not None
     assert [r.key for r in db.renditions(1234)] == [
         "photos/1234/1.1/sq612.jpg", "photos/1234/1.1/sq306.jpg", "photos/1234/1.1/sq150.jpg"]
+
+
+def test_the_placeholder_is_on_the_row_before_any_rendition_is_stored(
+        db: SqliteMetadata) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    class Watching(MemoryStore):
+        def put(self, key: str, data: bytes, content_type: str) -> None:
+            if key.startswith("photos/"):
+                row = db.get(1234)
+                seen.append((row.status, row.placeholder) if row else ("gone", None))
+            super().put(key, data, content_type)
+
+    store = Watching()
+    job = _queued(store, db, ladder="classic")
+    assert process(job, store, db, Settings()).status == "ready"
+    row = db.get(1234)
+    assert row is not None and row.placeholder is not None
+    shown = json.loads(row.placeholder)
+    assert set(shown) == {"thumbhash", "color", "aspect"} and shown["aspect"] == 1.0
+    assert seen and all(s == ("processing", row.placeholder) for s in seen)
 
 
 def test_a_missing_photo_is_skipped_and_a_missing_original_fails(

@@ -82,6 +82,9 @@ def test_an_upload_is_followed_to_renditions_whose_bytes_are_the_pictures(
     ready = until_ready(server, token, queued["photo_id"])
     assert ready.headers["cache-control"] == "private, no-cache"
     document = ready.json()
+    assert queued["placeholder"] is None  # not rendered yet
+    assert set(document["placeholder"]) == {"thumbhash", "color", "aspect"}
+    assert document["placeholder"]["aspect"] == 1.0  # the classic ladder's square
     assert [(r["name"], r["format"]) for r in document["renditions"]] == [
         ("sq612", "jpg"), ("sq306", "jpg"), ("sq150", "jpg")]
     for rendition in document["renditions"]:

@@ -143,6 +143,7 @@ def test_every_ending_arrives_signed_and_retries_keep_their_id(
     ready = json.loads(next(b for h, b, s in receiver.deliveries
                             if s == 200 and json.loads(b)["type"] == "photo.ready"))
     assert ready["data"]["status"] == "ready" and len(ready["data"]["renditions"]) == 3
+    assert ready["data"]["placeholder"]["aspect"] == 1.0  # the classic ladder's square
     assert ready["data"]["renditions"][0]["url"].startswith(moto.endpoint)
 
 

@@ -199,9 +199,15 @@ class ShardedMetadata:
 
     def finish(self, photo_id: int, lease: int, source: SourceInfo,
                renditions: Sequence[RenditionRow], spec: str | None = None, *,
-               notify: bool = False) -> list[RenditionRow] | None:
+               notify: bool = False, placeholder: str | None = None
+               ) -> list[RenditionRow] | None:
         return self._routed(photo_id, lambda s: s.finish(photo_id, lease, source, renditions,
-                                                         spec, notify=notify))
+                                                         spec, notify=notify,
+                                                         placeholder=placeholder))
+
+    def set_placeholder(self, photo_id: int, lease: int, placeholder: str) -> bool:
+        return self._routed(photo_id, lambda s: s.set_placeholder(photo_id, lease,
+                                                                  placeholder))
 
     def fail(self, photo_id: int, lease: int, code: str, message: str, *,
              notify: bool = False) -> list[RenditionRow] | None:
