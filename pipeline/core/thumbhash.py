@@ -92,6 +92,70 @@ def encode(width: int, height: int, rgba: bytes) -> tuple[bytes, tuple[float, fl
     return bytes(out), (red_avg, green_avg, blue_avg)
 
 
+def thumbhash_to_rgba(thumbhash: bytes) -> tuple[int, int, bytes]:
+    """The picture a ThumbHash stands for, at most 32 pixels a side: (width, height, RGBA).
+
+    As the reference's ``thumbHashToRGBA`` (its sums in numpy's order: a placeholder, not a
+    fixture, so a last bit does not matter; within one level of the reference's pixels).
+
+    Raises:
+        ValueError: too short to be a ThumbHash.
+    """
+    if len(thumbhash) < 5:
+        raise ValueError("a ThumbHash has at least 5 bytes")
+    header24 = thumbhash[0] | (thumbhash[1] << 8) | (thumbhash[2] << 16)
+    header16 = thumbhash[3] | (thumbhash[4] << 8)
+    l_dc, l_scale = (header24 & 63) / 63, ((header24 >> 18) & 31) / 31
+    p_dc, q_dc = ((header24 >> 6) & 63) / 31.5 - 1, ((header24 >> 12) & 63) / 31.5 - 1
+    has_alpha, landscape = bool(header24 >> 23), bool(header16 >> 15)
+    p_scale, q_scale = ((header16 >> 3) & 63) / 63, ((header16 >> 9) & 63) / 63
+    lx = max(3, (5 if has_alpha else 7) if landscape else header16 & 7)
+    ly = max(3, header16 & 7 if landscape else (5 if has_alpha else 7))
+    if has_alpha and len(thumbhash) < 6:
+        raise ValueError("a ThumbHash with alpha has at least 6 bytes")
+    a_dc, a_scale = ((thumbhash[5] & 15) / 15, (thumbhash[5] >> 4) / 15) if has_alpha \
+        else (1.0, 0.0)
+    nibbles = [(byte >> shift) & 15 for byte in thumbhash[6 if has_alpha else 5:]
+               for shift in (0, 4)]
+    channels = [(lx, ly, l_scale), (3, 3, p_scale * 1.25), (3, 3, q_scale * 1.25)]
+    if has_alpha:
+        channels.append((5, 5, a_scale))
+    terms = [[(cx, cy) for cy in range(ny) for cx in range(0 if cy else 1, nx)
+              if cx * ny < nx * (ny - cy)] for nx, ny, _ in channels]
+    if sum(map(len, terms)) > len(nibbles):
+        raise ValueError("the ThumbHash is cut short")
+    ratio = _aspect(thumbhash)
+    width = _round(32 if ratio > 1 else 32 * ratio)
+    height = _round(32 / ratio if ratio > 1 else 32)
+    xs, ys = np.arange(width) + 0.5, np.arange(height) + 0.5
+    decoded, start = [], 0
+    for (_, _, scale), dc, channel in zip(channels, (l_dc, p_dc, q_dc, a_dc), terms,
+                                          strict=False):
+        plane = np.full((height, width), dc)
+        for index, (cx, cy) in enumerate(channel):
+            factor = (nibbles[start + index] / 7.5 - 1) * scale
+            plane += factor * np.cos(np.pi / width * xs * cx)[None, :] * \
+                np.cos(np.pi / height * ys * cy)[:, None] * 2
+        start += len(channel)
+        decoded.append(plane)
+    luma, p, q = decoded[:3]
+    alpha = decoded[3] if has_alpha else np.ones((height, width))
+    blue = luma - 2 / 3 * p
+    red = (3 * luma - blue + q) / 2
+    green = red - q
+    rgba = np.stack([np.clip(255 * np.minimum(1, c), 0, 255) for c in (red, green, blue, alpha)],
+                    axis=-1).astype(np.uint8)
+    return width, height, rgba.tobytes()
+
+
+def _aspect(thumbhash: bytes) -> float:
+    """The reference's ``thumbHashToApproximateAspectRatio``."""
+    header, has_alpha, landscape = thumbhash[3], thumbhash[2] & 0x80, thumbhash[4] & 0x80
+    lx = (5 if has_alpha else 7) if landscape else header & 7
+    ly = header & 7 if landscape else (5 if has_alpha else 7)
+    return lx / ly
+
+
 def _encode_channel(values: Floats, nx: int, ny: int) -> tuple[float, list[float], float]:
     """The DCT's constant term, its normalized varying terms and their scale.
 

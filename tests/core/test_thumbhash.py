@@ -4,6 +4,7 @@ made by the JavaScript package on the npm registry, with the script that made th
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,10 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.core.thumbhash import rgba_to_thumbhash
+from pipeline.core.thumbhash import rgba_to_thumbhash, thumbhash_to_rgba
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "thumbhash"
-EXPECTED: dict[str, str] = json.loads((FIXTURES / "expected.json").read_text())["hashes"]
+MADE = json.loads((FIXTURES / "expected.json").read_text())
+EXPECTED: dict[str, str] = MADE["hashes"]
 
 
 def test_the_fixtures_cover_what_they_should() -> None:
@@ -53,3 +55,17 @@ def test_numpy_sums_the_columns_of_a_reduction_in_order() -> None:
     for rows, columns in ((1, 1), (3, 40), (2304, 28), (10_000, 6)):
         values = rng.normal(0, 1e3, (rows, columns)) * rng.random((rows, columns)) ** 9
         assert np.array_equal(np.add.reduce(values, axis=0), np.cumsum(values, axis=0)[-1])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_hash_draws_the_reference_s_picture(name: str) -> None:
+    width, height, rgba = thumbhash_to_rgba(base64.b64decode(EXPECTED[name]))
+    drawn = MADE["drawn"][name]
+    assert (width, height) == (drawn["w"], drawn["h"])
+    assert hashlib.sha256(rgba).hexdigest() == drawn["sha256"]
+
+
+@pytest.mark.parametrize("cut", [b"", b"\x01\x02\x03\x04", b"\x01\x02\x83\x04\x05"])
+def test_what_is_not_a_thumbhash_is_refused(cut: bytes) -> None:
+    with pytest.raises(ValueError):
+        thumbhash_to_rgba(cut)
