@@ -7,4 +7,9 @@
 - :mod:`~pipeline.web.tus`: resumable uploads (tus 1.0.0) over :mod:`pipeline.uploads`.
 - :mod:`~pipeline.web.errors`: the one table from errors to HTTP statuses and codes.
 - :mod:`~pipeline.web.server`: the app over the deployment's settings, for uvicorn.
+- :func:`picture` (:mod:`~pipeline.web.markup`): the HTML a page shows a photo with.
 """
+
+from pipeline.web.markup import picture
+
+__all__ = ["picture"]
