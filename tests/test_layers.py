@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 USE_CASES = ("jobs", "producer", "relay", "reprocess", "sweep", "uploads", "webhooks",
-             "documents")
+             "previews", "documents")
 FACES = ("pipeline.cli", "pipeline.web", "pipeline.observability", "workers")
 PORTS = ("pipeline.storage", "pipeline.metadata")
 BROKERS_AND_DRIVERS = ("celery", "kombu", "amqp", "redis", "billiard", "boto3", "botocore",

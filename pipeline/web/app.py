@@ -25,7 +25,7 @@ from pipeline.errors import PhotoNotFound
 from pipeline.jobs import Options
 from pipeline.metadata import PhotoRow
 from pipeline.producer import Upload
-from pipeline.web import metrics, tickets, tus
+from pipeline.web import metrics, page, tickets, tus
 from pipeline.web.body import read_upload
 from pipeline.web.door import Door, authorise
 from pipeline.web.errors import TABLE, BadRequest, decimal, error_response
@@ -51,6 +51,12 @@ def create_app(door: Door) -> Starlette:
         Route("/v1/photos/{photo_id}", bind(change), methods=["PATCH"]),
         Route("/v1/photos/{photo_id}", bind(remove), methods=["DELETE"]),
         Route("/v1/users/{user_id}/photos", bind(listing), methods=["GET"]),
+        Route("/v1/users/{user_id}/grid", bind(page.grid), methods=["GET"]),
+        Route("/v1/photos/{photo_id}/picture", bind(page.photo_picture), methods=["GET"]),
+        Route("/v1/photos/{photo_id}/previews/{look}", bind(page.preview), methods=["GET"]),
+        Route("/v1/looks", bind(page.looks), methods=["GET"]),
+        Route("/v1/demo/ticket", bind(page.demo_ticket), methods=["GET"]),
+        Route("/", bind(page.index), methods=["GET"]),
         Route("/v1/uploads", bind(tus.discover), methods=["OPTIONS"]),
         Route("/v1/uploads", bind(tus.create), methods=["POST"]),
         Route("/v1/uploads/{upload_id}", bind(tus.head), methods=["HEAD"]),

@@ -37,8 +37,8 @@ def picture(document: Mapping[str, Any], *, sizes: str = "100vw", alt: str = "",
     webp = _same_shape([r for r in renditions if r["format"] == "webp"], like=jpeg[0])
     squares = all(r["width"] == r["height"] for r in renditions)
     width, height = jpeg[0]["width"], jpeg[0]["height"]
-    if squares and len(jpeg) > 1:  # shown at half the largest: 1x and 2x
-        width, height = width // 2, height // 2
+    if squares and len({r["width"] for r in jpeg}) > 1:  # shown at half the largest: 1x, 2x
+        width = height = max(1, width // 2)
     img = {"src": jpeg[0]["url"], "srcset": _srcset(jpeg, squares, width),
            "sizes": None if squares else sizes, "width": str(width), "height": str(height),
            "alt": alt, "loading": "lazy", "decoding": "async", "class": css_class,
@@ -51,14 +51,18 @@ def picture(document: Mapping[str, Any], *, sizes: str = "100vw", alt: str = "",
 
 def _same_shape(renditions: Sequence[Mapping[str, Any]],
                 like: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
-    """The renditions of the first one's shape (or ``like``'s), largest first: a grid square
-    is not a smaller version of a wide picture."""
+    """The renditions of the first one's shape (or ``like``'s), largest first, one of each
+    width (a photo smaller than a ladder has renditions of the same size): a grid square is
+    not a smaller version of a wide picture."""
     if not renditions:
         return []
     first = like or renditions[0]
-    shape = first["width"] / first["height"]
-    found = [r for r in renditions if abs(r["width"] / r["height"] - shape) < 0.02]
-    return sorted(found, key=lambda r: -int(r["width"]))
+    shape = first["width"] / max(1, first["height"])
+    found: dict[int, Mapping[str, Any]] = {}
+    for r in renditions:
+        if abs(r["width"] / max(1, r["height"]) - shape) < 0.02:
+            found.setdefault(int(r["width"]), r)
+    return [found[w] for w in sorted(found, reverse=True)]
 
 
 def _srcset(renditions: Sequence[Mapping[str, Any]], squares: bool, shown: int) -> str:

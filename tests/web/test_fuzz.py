@@ -71,7 +71,10 @@ OPERATIONS = {"POST /v1/photos", "GET /v1/photos/{photo_id}", "PATCH /v1/photos/
               "DELETE /v1/photos/{photo_id}", "GET /v1/users/{user_id}/photos",
               "GET /v1/files/{key}", "GET /metrics", "GET /healthz", "GET /readyz",
               "OPTIONS /v1/uploads", "POST /v1/uploads", "HEAD /v1/uploads/{upload_id}",
-              "PATCH /v1/uploads/{upload_id}", "DELETE /v1/uploads/{upload_id}"}
+              "PATCH /v1/uploads/{upload_id}", "DELETE /v1/uploads/{upload_id}",
+              "GET /", "GET /v1/demo/ticket", "GET /v1/looks",
+              "GET /v1/photos/{photo_id}/previews/{look}", "GET /v1/photos/{photo_id}/picture",
+              "GET /v1/users/{user_id}/grid"}
 
 
 def test_every_operation_answers_as_documented(api: Server, token: str) -> None:

@@ -91,3 +91,14 @@ def test_hostile_text_stays_text() -> None:
     img = tags[2][1]
     assert img["alt"] == hostile and img["class"] == hostile and img["sizes"] == hostile
     assert img["style"] == "background: #808080"  # neither colour nor hash was one
+
+
+def test_a_photo_smaller_than_its_ladder_lists_each_size_once() -> None:
+    """Never upscaled: a 150-pixel photo's classic renditions are all 150 pixels (and a
+    1-pixel one is shown at 1)."""
+    for side in (150, 1):
+        small = {**CLASSIC, "renditions": [
+            {**r, "width": side, "height": side} for r in CLASSIC["renditions"]]}
+        (_, _), (_, img) = Tags(picture(small)).tags
+        assert img["srcset"] == "https://cdn.example/p/sq612.jpg?sig=a&b=c 1x"
+        assert (img["width"], img["height"]) == (str(side), str(side))
