@@ -16,6 +16,7 @@ from pipeline import jobs
 from pipeline.core import render
 from pipeline.core.decode import decode
 from pipeline.core.encode import encode
+from pipeline.core.placeholder import placeholder
 from pipeline.core.renditions import render_ladder as ladder
 from pipeline.jobs import Options, ingest, process
 from pipeline.metadata import NewPhoto
@@ -26,7 +27,7 @@ from pipeline.storage.memory import MemoryStore
 from tests.helpers import PHOTOS
 
 PHOTO = PHOTOS / "real" / "htc_desire_phone_gps.jpg"
-RENDER_STAGES = ["fetch", "decode", "resize", "encode", "store", "record"]
+RENDER_STAGES = ["fetch", "decode", "resize", "placeholder", "encode", "store", "record"]
 T = TypeVar("T")
 
 
@@ -39,8 +40,8 @@ def _queue(store: MemoryStore, db: SqliteMetadata, data: bytes, look: str | None
 def test_render_times_its_stages_in_order_and_the_look_only_with_one() -> None:
     data = PHOTO.read_bytes()
     plain, looked = render(data), render(data, filter="clarendon")
-    assert list(plain.timings) == ["decode", "resize", "encode"]
-    assert list(looked.timings) == ["decode", "look", "resize", "encode"]
+    assert list(plain.timings) == ["decode", "resize", "placeholder", "encode"]
+    assert list(looked.timings) == ["decode", "look", "resize", "placeholder", "encode"]
     assert all(0 < seconds < 10 for seconds in looked.timings.values())
 
 
@@ -53,8 +54,8 @@ def test_a_rendered_attempt_measures_every_stage_and_the_bytes_by_format(
     wall = time.perf_counter() - wall
     measured = outcome.measures
     assert outcome.status == "ready"
-    assert list(measured.timings) == ["fetch", "decode", "look", "resize", "encode", "store",
-                                      "record"]
+    assert list(measured.timings) == ["fetch", "decode", "look", "resize", "placeholder",
+                                      "encode", "store", "record"]
     assert sum(measured.timings.values()) <= wall
     by_format: dict[str, int] = {}
     for row in db.renditions(job.photo_id):
@@ -114,12 +115,13 @@ def test_each_stage_histogram_observes_its_own_stage_exactly(
     store, db = MemoryStore(), SqliteMetadata(str(tmp_path / "m.db"))
     job = _queue(store, db, PHOTO.read_bytes(), look="clarendon")
     cost = {"fetch": 1, "decode": 2, "look": 4, "resize": 8, "encode": 16, "store": 32,
-            "record": 64}
+            "record": 64, "placeholder": 128}
     monkeypatch.setattr(store, "get", clock.costing(cost["fetch"], store.get))
     monkeypatch.setattr(store, "put", clock.costing(cost["store"], store.put))
     monkeypatch.setattr(db, "finish", clock.costing(cost["record"], db.finish))
     for name, stage, real in (("decode", "decode", decode), ("render_ladder", "resize", ladder),
-                              ("encode", "encode", encode)):
+                              ("encode", "encode", encode),
+                              ("placeholder", "placeholder", placeholder)):
         monkeypatch.setattr(f"pipeline.core.rendering.{name}", clock.costing(cost[stage], real))
     monkeypatch.setattr(filters, "apply_image", clock.costing(cost["look"], filters.apply_image))
     monkeypatch.setattr(time, "perf_counter", clock)

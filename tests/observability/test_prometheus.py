@@ -79,8 +79,9 @@ def _check_dashboard_and_rules(server: Prometheus) -> None:
         return {title for title, expr in targets if not server.query(expr)}
 
     # every panel shows data after the run (a rate needs two scrapes of a new series), but
-    # retries (none happened) and serve's (only workers are scraped here)
-    quiet = {"Retries by reason", "API requests", "API latency p95", "Uploads"}
+    # retries (none happened), serve's (only workers are scraped here) and webhooks' (none
+    # configured here)
+    quiet = {"Retries by reason", "API requests", "API latency p95", "Uploads", "Webhooks"}
     try:
         wait_until(lambda: empty() <= quiet, 15, "every panel to have data")
     except AssertionError:
