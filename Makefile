@@ -43,6 +43,8 @@ bench: setup bench-peers services
 	$(PY) -m benchmarks.peak
 	$(PY) -m benchmarks.api
 	$(PY) -m benchmarks.frameworks
+	$(PY) -m benchmarks.placeholder
+	$(PY) -m benchmarks.page
 	$(PY) -m benchmarks.observability 10
 	$(PY) -m benchmarks.shards
 
