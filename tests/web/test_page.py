@@ -6,6 +6,7 @@ throttled network that drops a chunk, the upload resumed where it stopped."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -13,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, Request, Response, Route, sync_playwright
 
 from benchmarks.workload import phone_photo
@@ -76,11 +79,25 @@ def open_page(browser: Browser, server: Server) -> tuple[Page, Recorder]:
 def test_a_photo_goes_up_with_progress_and_comes_back_as_the_right_rendition(
         browser: Browser, server: Server, photo_file: Path, tmp_path: Path) -> None:
     page, recorder = open_page(browser, server)
+    held: list[Route] = []  # the renditions' bytes, held back until the box is looked at
+    files = re.compile(r".*/v1/files/.*")
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(files, hold)
     page.set_input_files("#file", str(photo_file))
+    page.wait_for_function("document.querySelector('#photo img') !== null", timeout=120_000)
+    page.wait_for_timeout(300)
+    box = page.locator("#photo img").screenshot(path=str(tmp_path / "placeholder.png"))
+    for route in held:
+        route.continue_()
+    page.unroute(files)  # what it holds still (none: the page waits for the picture) goes on
     page.wait_for_function("window.photopipe.done === true || window.photopipe.errors.length",
                            timeout=120_000)
     state: dict[str, Any] = page.evaluate("window.photopipe")
     assert state["errors"] == []
+    assert held  # the image was asked for, and waited
     size = photo_file.stat().st_size
     assert state["progress"] == [min(size, CHUNK * n) for n in range(1, len(state["progress"]) + 1)]
     assert len(state["progress"]) == -(-size // CHUNK) >= 4  # every chunk, in order
@@ -94,6 +111,10 @@ def test_a_photo_goes_up_with_progress_and_comes_back_as_the_right_rendition(
                             "background: getComputedStyle(img).backgroundColor})")
     red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
     assert loaded["background"] == f"rgb({red}, {green}, {blue})"  # the box's, until it loads
+    with Image.open(io.BytesIO(box)) as shot:  # what the box showed before the image came
+        painted = np.asarray(shot.convert("RGB"), dtype=np.float64).mean(axis=(0, 1))
+        assert shot.size[0] > 100 and shot.size[1] > 100
+    assert np.abs(painted - (red, green, blue)).max() < 24, (painted, colour)
     chosen = next(r for r in document["renditions"] if r["url"].split("?")[0] in
                   loaded["src"])
     intrinsic = page.evaluate("async (src) => { const i = new Image(); i.src = src; "
