@@ -41,8 +41,12 @@ _REFUSALS = ("password authentication failed", "does not exist", "no pg_hba.conf
 # SQLSTATE classes that mean photopipe is set up wrong: 28 authorization, 3D catalog (no such
 # database), 3F schema, 42 undefined table/column/function (migrations not applied).
 _REJECTED_CLASSES = ("28", "3D", "3F", "42")
+# A write on a server that has become a standby (25006, read-only transaction) is transient
+# too: the connection is dropped, and the next one (a multi-host URL with
+# target_session_attrs=read-write) finds the new primary.
 _TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError,
-              pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+              pg_errors.SerializationFailure, pg_errors.DeadlockDetected,
+              pg_errors.ReadOnlySqlTransaction)
 
 
 def translate(exc: psycopg.Error) -> PhotopipeError:

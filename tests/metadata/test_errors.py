@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -71,6 +72,8 @@ def test_a_restarted_server_is_transient_and_the_store_reconnects() -> None:
     (pg_errors.SerializationFailure("could not serialize"), DatabaseUnavailable),
     (pg_errors.DeadlockDetected("deadlock"), DatabaseUnavailable),
     (pg_errors.AdminShutdown("terminating connection"), DatabaseUnavailable),
+    (pg_errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction"),
+     DatabaseUnavailable),
     (pg_errors.InsufficientPrivilege("permission denied"), DatabaseRejected),
     (pg_errors.InvalidSchemaName("no schema"), DatabaseRejected),
     (psycopg.OperationalError("connection failed: FATAL:  password authentication failed"),
@@ -96,3 +99,47 @@ def test_sqlite_busy_is_transient_and_a_bad_file_is_rejected(tmp_path: Path) -> 
     with pytest.raises(DatabaseRejected, match="PHOTOPIPE_DATABASE_URL"):
         SqliteMetadata(str(tmp_path / "junk.db"))
     assert type(sqlite_store.translate(sqlite3.IntegrityError("UNIQUE failed"))) is InternalError
+
+
+def _read_only(port: int, on: bool) -> None:
+    """Every new transaction on the server read-only (as on a standby), or not; waits until a
+    new session sees it."""
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                         autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET default_transaction_read_only = on" if on else
+                     "ALTER SYSTEM RESET default_transaction_read_only")
+        conn.execute("SELECT pg_reload_conf()")
+    deadline = time.monotonic() + 10
+    while True:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres") as conn:
+            found = conn.execute("SHOW default_transaction_read_only").fetchone()
+        if found == ("on" if on else "off",):
+            return
+        assert time.monotonic() < deadline, "the server never took the setting"
+        time.sleep(0.05)
+
+
+def test_a_write_on_a_primary_turned_standby_is_transient_and_goes_to_the_new_one(
+        shard_urls: list[str], pg_servers: Any) -> None:
+    """The store's URL lists two servers with target_session_attrs=read-write (a libpq
+    multi-host URL, as an HA cluster is given); the first stops taking writes, as a demoted
+    primary does: the write that lands there is transient, and the next one, on a new
+    connection, goes to the other server."""
+    name = shard_urls[0].rsplit("/", 1)[1]
+    first, second = pg_servers.direct[0], pg_servers.direct[1]
+    for port in (first, second):
+        PostgresMetadata(f"postgresql://postgres@127.0.0.1:{port}/{name}").upgrade()
+    store = PostgresMetadata(f"postgresql://postgres@127.0.0.1:{first},127.0.0.1:{second}/"
+                             f"{name}?target_session_attrs=read-write")
+    before = store.allocate_id()
+    store.create(NewPhoto(before, "originals/a"))
+    _read_only(first, True)
+    try:
+        with pytest.raises(DatabaseUnavailable, match="ReadOnlySqlTransaction"):
+            store.create(NewPhoto(before + 1, "originals/b"))
+        store.create(NewPhoto(before + 1, "originals/b"))  # retried: a new connection
+    finally:
+        _read_only(first, False)
+    for port, expected in ((first, [before]), (second, [before + 1])):
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/{name}") as conn:
+            assert [r[0] for r in conn.execute("SELECT id FROM photos ORDER BY id")] == expected
