@@ -87,8 +87,8 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
     photo = NewPhoto(photo_id, key, upload.ladder, upload.filter, upload.strength,
                      upload.user_id)
     try:
-        job = retrying(lambda: db.create(photo, enqueue=not inline,
-                                         idempotency_key=upload.idempotency_key), settings)
+        job = _record(photo, db, settings, enqueue=not inline,
+                      idempotency_key=upload.idempotency_key)
     except PhotopipeError:
         if data is not None:
             _forget(store, key)
@@ -102,6 +102,25 @@ def submit(upload: Upload, store: ObjectStore, db: MetadataStore, publisher: Pub
     else:
         _publish_now(db, publisher, photo_id)
     return photo_id
+
+
+def _record(photo: NewPhoto, db: MetadataStore, settings: Settings, *, enqueue: bool,
+            idempotency_key: str | None) -> Job:
+    """Insert the photo's row (and its job) once. A transient error may hide a commit that
+    landed (the connection was lost while the COMMIT was under way, or a failover came
+    between): before trying again, read back. Repeating the insert blindly would make the
+    row's generation 2 and render the photo twice."""
+    tried = False
+
+    def attempt() -> Job:
+        nonlocal tried
+        if tried:
+            landed = db.get(photo.id)
+            if landed is not None and landed.source_key == photo.source_key:
+                return Job(photo.id, landed.generation)
+        tried = True
+        return db.create(photo, enqueue=enqueue, idempotency_key=idempotency_key)
+    return retrying(attempt, settings)
 
 
 def _keyed(upload: Upload, db: MetadataStore, settings: Settings) -> int | None:

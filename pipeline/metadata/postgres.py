@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from pipeline.errors import (
@@ -31,6 +32,7 @@ from pipeline.errors import (
     InternalError,
     PhotopipeError,
 )
+from pipeline.metadata.port import Server, Standby
 from pipeline.metadata.sql import Cursor, SqlMetadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -107,7 +109,11 @@ class PostgresMetadata(SqlMetadata):
             self._timeouts += f"; SET LOCAL search_path = {_identifier(schema)}"
         # A shard's transactions first read its fence (shard_state), waiting while a move
         # holds it: a moved shard answers ShardMoved, and the caller re-reads the shard map.
-        self._fence = "SELECT moved FROM shard_state FOR SHARE" if schema else None
+        # A plain read: its ACCESS SHARE lock on the table, held to the transaction's end, is
+        # what a move's ACCESS EXCLUSIVE waits for and holds back. (A row lock, FOR SHARE,
+        # would make every transaction a writer: a transaction id, WAL, and a COMMIT that
+        # waits for the synchronous standby, reads included.)
+        self._fence = "SELECT moved FROM shard_state" if schema else None
 
     def upgrade(self) -> int:
         """Apply every migration not yet applied; return the schema version. A shard's schema
@@ -131,11 +137,30 @@ class PostgresMetadata(SqlMetadata):
         return len(files)
 
     def allocate_id(self, user_id: int | None = None) -> int:
-        """A new photo id from ``next_photo_id()`` (a shard's: ``next_id()``)."""
+        """A new photo id from ``next_photo_id()`` (a shard's: ``next_id()``), durable before
+        it is returned. A sequence writes WAL once per 32 values, covering them ahead, and
+        only that call's COMMIT waits for the standby; the 31 after it commit at once
+        (nothing written, nothing to wait for) though the record covering them may still be
+        on its way. So the transaction writes a (transactional, empty) WAL message: its COMMIT
+        then waits, with a synchronous standby, until the standby has everything before it,
+        and after a failover the new primary's sequence can never serve this value again."""
         with self._transaction() as cur:
-            cur.execute("SELECT next_id() AS id" if self.schema else
-                        "SELECT next_photo_id() AS id")
+            cur.execute(("SELECT next_id() AS id" if self.schema else
+                         "SELECT next_photo_id() AS id") +
+                        ", pg_logical_emit_message(true, 'photopipe.id', '')")
             return int(cur.fetchone()["id"])
+
+    def replication(self) -> list[Server]:
+        """This database's server: the primary that answered and its standbys as it sees
+        them (``pg_stat_replication``; its lag columns need a superuser or ``pg_monitor``)."""
+        with self._transaction(fenced=False) as cur:
+            cur.execute(_REPLICATION)
+            row = cur.fetchone()
+        standbys = tuple(Standby(s["name"], s["address"], s["state"], s["sync_state"],
+                                 None if s["lag_bytes"] is None else int(s["lag_bytes"]),
+                                 s["replay_lag"]) for s in row["standbys"])
+        return [Server(_where(self.url), f"{row['host'] or 'local'}:{row['port']}", standbys,
+                       len(str(conninfo_to_dict(self.url).get("host") or "").split(",")) > 1)]
 
     def close(self) -> None:
         self.link.close()
@@ -147,22 +172,24 @@ class PostgresMetadata(SqlMetadata):
 
     @contextmanager
     def _transaction(self, *, fenced: bool = True) -> Iterator[Cursor]:
+        """BEGIN with the timeouts (and the fence) in one round trip, the caller's statements,
+        COMMIT (see :data:`_COMMIT`); a ROLLBACK when anything raised."""
         link = self.link
+        fence = self._fence if fenced else None
         with link.lock:
             try:
                 conn = link.connection()
-                with conn.transaction(), conn.cursor() as cur:
-                    if fenced and self._fence is not None:  # in the same round trip
-                        cur.execute(f"{self._timeouts}; {self._fence}".encode())
-                        while cur.description is None and cur.nextset():
-                            pass  # past the SET LOCALs' results, to the fence's row
-                        fence = cur.fetchone()
-                        if fence is None or fence["moved"]:
-                            raise ShardMoved(f"logical shard {self.shard} has moved from "
-                                             f"{_where(link.url)}")
-                    else:
-                        cur.execute(self._timeouts.encode())
-                    yield cur
+                with conn.cursor() as cur:
+                    cur.execute(f"BEGIN; {self._timeouts}{f'; {fence}' if fence else ''}"
+                                .encode())
+                    try:
+                        if fence is not None:
+                            self._check_fence(cur, link)
+                        yield cur
+                        cur.execute(_COMMIT)
+                    except BaseException:
+                        _roll_back(conn)
+                        raise
             except psycopg.Error as exc:
                 if isinstance(exc, _TRANSIENT) or conn_broken(link.conn):
                     link.close()
@@ -172,6 +199,40 @@ class PostgresMetadata(SqlMetadata):
                     error = ShardMoved(f"logical shard {self.shard} is not on "
                                        f"{_where(link.url)}: {error}")
                 raise error from exc
+
+    def _check_fence(self, cur: psycopg.Cursor[dict[str, Any]], link: Link) -> None:
+        """Past the BEGIN's and SET LOCALs' results to the fence's row: a moved shard (its
+        ``moved`` flag set, or no row) raises :class:`ShardMoved`."""
+        while cur.description is None and cur.nextset():
+            pass
+        fence = cur.fetchone()
+        if fence is None or fence["moved"]:
+            raise ShardMoved(f"logical shard {self.shard} has moved from {_where(link.url)}")
+
+
+# A COMMIT on a primary with a synchronous standby waits until the standby has the commit.
+# A cancel during that wait would not fail the commit: the server would end the wait and
+# report success for a transaction only the primary has (a failover then loses it). The
+# statement timeout set above is no such cancel: PostgreSQL disables it before committing
+# (tests/replicas/test_commits.py holds it to that), and photopipe sends no cancel.
+_COMMIT = b"COMMIT"
+
+
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    """End the failed transaction, if its connection still can; a broken one is dropped."""
+    if not conn_broken(conn):
+        with suppress(psycopg.Error):
+            conn.rollback()
+
+
+_REPLICATION = """
+SELECT host(inet_server_addr()) AS host, inet_server_port() AS port, (
+    SELECT coalesce(json_agg(json_build_object(
+        'name', application_name, 'address', host(client_addr), 'state', state,
+        'sync_state', sync_state,
+        'lag_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn),
+        'replay_lag', extract(epoch FROM replay_lag)) ORDER BY application_name), '[]')
+    FROM pg_stat_replication) AS standbys"""
 
 
 class ShardMoved(DatabaseUnavailable):

@@ -3,8 +3,9 @@
 The move is a row in ``shardmap.moves`` that goes ``copying -> fenced -> switched -> done``:
 
 1. **copying**: the shard's schema is created (empty) on the target. In one transaction on the
-   source, the shard's fence is raised (``UPDATE shard_state SET moved = true``: it waits for
-   the transactions in flight, and holds every new one at its first statement), its rows are
+   source, the shard's fence is raised (``LOCK TABLE shard_state IN ACCESS EXCLUSIVE MODE``,
+   then ``moved = true``: it waits for the transactions in flight, and holds every new one at
+   its first statement, the fence's read), its rows are
    copied to the target in one transaction there, and the copy is verified (row counts of
    every table and a checksum of the photo ids) before either commits. The target commits,
    then the source: from then on every transaction on the old copy answers
@@ -127,7 +128,10 @@ def _copy(source: PostgresMetadata, target: PostgresMetadata) -> tuple[int, floa
     target and then the source. Returns the photos copied and how long writes were held."""
     target.upgrade()
     with source.transaction(fenced=False) as src:
-        src.execute("UPDATE shard_state SET moved = true")  # waits for transactions in flight
+        # waits for the transactions in flight (each holds the fence table's ACCESS SHARE
+        # lock from its first statement) and holds every new one there
+        src.execute("LOCK TABLE shard_state IN ACCESS EXCLUSIVE MODE; "
+                    "UPDATE shard_state SET moved = true")
         fenced = time.monotonic()
         with target.transaction(fenced=False) as dst:
             dst.execute(f"TRUNCATE {', '.join(TABLES)}")  # an earlier attempt's copy
