@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.observability.health import Checker, Health
-from pipeline.observability.probes import probes
+from pipeline.observability.probes import probes, unprotected
 from pipeline.settings import Settings
 
 
@@ -40,18 +40,22 @@ def run_health(args: argparse.Namespace, settings: Settings) -> int:
     checker = Checker(probes(settings), timeout=args.timeout, max_age=0)
     health = checker.check()
     checker.close()
+    alone = unprotected(health)
+    ready = health.ready and not alone
     if args.json:
-        print(json.dumps(health.as_json()))
+        print(json.dumps({**health.as_json(), "ready": ready,
+                          "no_synchronous_standby": alone}))
     else:
-        print(describe(health))
-    return 0 if health.ready else 1
+        print(describe(health, alone))
+    return 0 if ready else 1
 
 
-def describe(health: Health) -> str:
-    """One line per check, and the verdict."""
+def describe(health: Health, alone: list[str]) -> str:
+    """One line per check, one per cluster without a synchronous standby, and the verdict."""
     lines = [f"{r.name}: {'ok' if r.ok else 'DOWN'} ({r.seconds * 1000:.0f} ms)"
              + (f" {r.error}" if r.error else "") for r in health.results]
-    return "\n".join([*lines, "ready" if health.ready else "not ready"])
+    lines += [f"replication: NO SYNCHRONOUS STANDBY for {url}" for url in alone]
+    return "\n".join([*lines, "ready" if health.ready and not alone else "not ready"])
 
 
 def run_exporter(args: argparse.Namespace, settings: Settings) -> int:

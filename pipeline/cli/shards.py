@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import PhotopipeError
+from pipeline.metadata import Server
 from pipeline.metadata.shards.map import MAX_LOGICAL
 from pipeline.settings import Settings
 
@@ -66,6 +67,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
     try:
         shard_map, shards = listing(store)
+        servers = store.replication()
     except PhotopipeError as exc:
         print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -78,13 +80,37 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"version": shard_map.version, "logical": shard_map.logical,
                           "shards": [{"shard": s.shard, "url": redact(s.url),
-                                      "photos": s.photos} for s in shards]}))
+                                      "photos": s.photos} for s in shards],
+                          "servers": [_server_json(s) for s in servers]}))
         return 0
     print(f"shard map version {shard_map.version}: {shard_map.logical} logical shards")
     for url, numbers in shard_map.databases().items():
         photos = sum(shards[n].photos for n in numbers)
         print(f"{redact(url)}: {len(numbers)} shards, {photos} photos")
+    print("servers (the catalog's first):")
+    for server in servers:
+        print(f"  {_describe(server)}")
     return 0
+
+
+def _server_json(server: Server) -> dict[str, Any]:
+    return {"url": server.url, "primary": server.primary, "ha": server.ha,
+            "synchronous": server.synchronous,
+            "standbys": [{"name": s.name, "address": s.address, "state": s.state,
+                          "sync_state": s.sync_state, "lag_bytes": s.lag_bytes,
+                          "replay_lag_seconds": s.replay_lag} for s in server.standbys]}
+
+
+def _describe(server: Server) -> str:
+    """One server on one line: its primary, each standby's state and lag, and a warning when
+    a cluster has no synchronous standby."""
+    standbys = "; ".join(
+        f"standby {s.name} ({s.address or 'local'}) {s.sync_state} {s.state}, "
+        f"{'?' if s.lag_bytes is None else s.lag_bytes} bytes behind"
+        + ("" if s.replay_lag is None else f", replay lag {s.replay_lag:.3f} s")
+        for s in server.standbys) or "no standby"
+    warning = "  NO SYNCHRONOUS STANDBY" if server.ha and not server.synchronous else ""
+    return f"{server.url}: primary {server.primary}; {standbys}{warning}"
 
 
 def run_move(args: argparse.Namespace, settings: Settings) -> int:

@@ -119,6 +119,39 @@ class Backlog:
 
 
 @dataclass(frozen=True)
+class Standby:
+    """One standby of a database server, as its primary sees it (``pg_stat_replication``)."""
+
+    name: str  # its application_name (Patroni's member name)
+    address: str | None
+    state: str  # streaming, catchup, ...
+    sync_state: str  # sync, quorum, potential, async
+    lag_bytes: int | None  # WAL the primary has written that the standby has not replayed
+    replay_lag: float | None  # seconds (PostgreSQL's replay_lag; None when idle)
+
+    @property
+    def synchronous(self) -> bool:
+        """A standby a COMMIT waits for now."""
+        return self.state == "streaming" and self.sync_state in ("sync", "quorum")
+
+
+@dataclass(frozen=True)
+class Server:
+    """A database server photopipe writes to: its URL, the primary that answered, its
+    standbys. ``ha`` when the URL lists more than one host (a cluster that must always have a
+    synchronous standby)."""
+
+    url: str
+    primary: str
+    standbys: tuple[Standby, ...]
+    ha: bool
+
+    @property
+    def synchronous(self) -> bool:
+        return any(s.synchronous for s in self.standbys)
+
+
+@dataclass(frozen=True)
 class UploadRow:
     """A resumable upload as stored: whose, until when (seconds since the epoch), its version
     (every change bumps it: writers compare and set), and its state, which only the uploads use
@@ -296,6 +329,10 @@ class MetadataStore(Protocol):
     def backlog(self) -> Backlog:
         """How many photos wait to be rendered and jobs to be published, and for how long
         the oldest of each has waited (the database's clock); also a readiness probe."""
+
+    def replication(self) -> list[Server]:
+        """Every database server this store writes to (a sharded store: the catalog's and
+        every shard server's), with its standbys; none for an embedded database."""
 
     def get(self, photo_id: int) -> PhotoRow | None:
         """The photo's row, or None."""

@@ -21,6 +21,7 @@ from pipeline.errors import (
     InternalError,
     PhotopipeError,
 )
+from pipeline.metadata.port import Server
 from pipeline.metadata.sql import Cursor, SqlMetadata
 from pipeline.records import EPOCH_MS
 
@@ -221,6 +222,9 @@ class SqliteMetadata(SqlMetadata):
             cur.execute("DELETE FROM photo_id_seq WHERE n < %s", (seq,))
         now_ms = time.time_ns() // 1_000_000
         return ((now_ms - EPOCH_MS) << 23) | (shard_id << 10) | (seq % 1024)
+
+    def replication(self) -> list[Server]:
+        return []  # one file, no server
 
     def close(self) -> None:
         self._db.close()

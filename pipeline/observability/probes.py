@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from pipeline.metadata import Backlog, MetadataStore, open_metadata
-from pipeline.observability.health import Probe
+from pipeline.metadata import Backlog, MetadataStore, Server, open_metadata
+from pipeline.observability.health import Health, Probe
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore, open_store
 
@@ -30,7 +30,8 @@ class _Lazy(Generic[T]):
 
 
 def probes(settings: Settings) -> list[Probe]:
-    """``metadata`` (its backlog), ``storage`` (a listing) and ``broker`` (queue depths)."""
+    """``metadata`` (its backlog), ``storage`` (a listing), ``replication`` (every database
+    server's standbys, PostgreSQL only) and ``broker`` (queue depths)."""
     db: _Lazy[MetadataStore] = _Lazy(lambda: open_metadata(settings))
     store: _Lazy[ObjectStore] = _Lazy(lambda: open_store(settings))
 
@@ -41,9 +42,30 @@ def probes(settings: Settings) -> list[Probe]:
         next(iter(store.get().list(READY_PREFIX)), None)
 
     found = [Probe("metadata", metadata), Probe("storage", storage)]
+    if not settings.database_url.startswith("sqlite"):
+        found.append(Probe("replication", _replication(settings)))
     if settings.broker_url:
         found.append(Probe("broker", _broker(settings)))
     return found
+
+
+def _replication(settings: Settings) -> Callable[[], list[Server]]:
+    db: _Lazy[MetadataStore] = _Lazy(lambda: open_metadata(settings))
+
+    def replication() -> list[Server]:
+        return db.get().replication()
+
+    return replication
+
+
+def unprotected(health: Health) -> list[str]:
+    """The database servers given as clusters (their URLs list several hosts) that have no
+    synchronous standby now: with ``synchronous_mode_strict`` their writes wait, without it
+    they run unprotected. Not a readiness matter (a worker serves every other shard), but
+    ``photopipe health`` fails on it and an alert pages."""
+    result = health.get("replication")
+    servers = result.value if result is not None and result.ok else []
+    return [s.url for s in servers if s.ha and not s.synchronous]
 
 
 def _broker(settings: Settings) -> Callable[[], dict[str, int]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from pipeline.metadata import Backlog
+from pipeline.metadata import Backlog, Server
 from pipeline.observability.health import Checker
 
 
@@ -47,6 +48,9 @@ class BacklogCollector:
         metadata = health.get("metadata")
         if metadata is not None and metadata.ok and isinstance(metadata.value, Backlog):
             yield from _backlog(metadata.value)
+        replication = health.get("replication")
+        if replication is not None and replication.ok and isinstance(replication.value, list):
+            yield from _replication(replication.value)
 
 
 def _backlog(backlog: Backlog) -> Iterator[Metric]:
@@ -65,6 +69,26 @@ def _backlog(backlog: Backlog) -> Iterator[Metric]:
     yield GaugeMetricFamily("photopipe_outbox_oldest_seconds",
                             "How long the oldest unsent job has waited in the outbox",
                             value=backlog.oldest_outbox or 0.0)
+
+
+def _replication(servers: list[Server]) -> Iterator[Metric]:
+    labels = ["database"]
+    cluster = GaugeMetricFamily("photopipe_database_cluster", "1 when the database's URL "
+                                "lists several hosts (an HA cluster), else 0", labels=labels)
+    standbys = GaugeMetricFamily("photopipe_database_standbys",
+                                 "Standbys streaming from a database server's primary, by "
+                                 "synchronous state", labels=[*labels, "sync_state"])
+    lag = GaugeMetricFamily("photopipe_database_standby_lag_bytes",
+                            "WAL a standby has not replayed yet", labels=[*labels, "standby"])
+    for server in servers:
+        cluster.add_metric([server.url], 1.0 if server.ha else 0.0)
+        states = Counter(s.sync_state for s in server.standbys if s.state == "streaming")
+        for state in ("sync", "quorum", "potential", "async"):
+            standbys.add_metric([server.url, state], float(states[state]))
+        for standby in server.standbys:
+            if standby.lag_bytes is not None:
+                lag.add_metric([server.url, standby.name], float(standby.lag_bytes))
+    yield from (cluster, standbys, lag)
 
 
 def serve(host: str, port: int, registry: CollectorRegistry,

@@ -597,3 +597,15 @@ def test_a_placeholder_is_its_render_s_and_a_new_generation_clears_it(
     assert (db.get(photo_id) or row).placeholder == '{"color": "#405060"}'
     db.regenerate(0, [Rerender(photo_id, "classic", None, 1.0)], cursor=photo_id)
     assert (db.get(photo_id) or row).placeholder is None
+
+
+def test_replication_lists_every_server_written_to(db: MetadataStore) -> None:
+    servers = db.replication()
+    if isinstance(db, SqliteMetadata):
+        assert servers == []  # a file, no server
+        return
+    expected = 3 if isinstance(db, ShardedMetadata) else 1  # the catalog's server is a shard's
+    assert len(servers) == expected and len({s.primary for s in servers}) == expected
+    for server in servers:  # the tests' servers: lone, single-host URLs
+        assert server.standbys == () and not server.ha and not server.synchronous
+        assert "@" not in server.url and server.primary.startswith("127.0.0.1:")

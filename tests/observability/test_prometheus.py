@@ -63,7 +63,7 @@ def _check_counts(server: Prometheus) -> None:
     assert server.scalar("sum(photopipe_jobs_in_progress)") == 0
     assert server.scalar("sum(photopipe_worker_pool_size)") == 2
     ready = server.by("min by (check) (photopipe_ready)", "check")
-    assert ready == {"broker": 1, "metadata": 1, "storage": 1}
+    assert ready == {"broker": 1, "metadata": 1, "storage": 1, "replication": 1}
     server.wait_for('max(photopipe_queue_depth{queue="photopipe.photos"})', 0)
     server.wait_for("max(photopipe_backlog_photos)", 0)  # read at the scrape: a second behind
 
@@ -79,9 +79,10 @@ def _check_dashboard_and_rules(server: Prometheus) -> None:
         return {title for title, expr in targets if not server.query(expr)}
 
     # every panel shows data after the run (a rate needs two scrapes of a new series), but
-    # retries (none happened), serve's (only workers are scraped here) and webhooks' (none
-    # configured here)
-    quiet = {"Retries by reason", "API requests", "API latency p95", "Uploads", "Webhooks"}
+    # retries (none happened), serve's (only workers are scraped here), webhooks' (none
+    # configured here) and standby lag (the database here has no standby)
+    quiet = {"Retries by reason", "API requests", "API latency p95", "Uploads", "Webhooks",
+             "Standby lag"}
     try:
         wait_until(lambda: empty() <= quiet, 15, "every panel to have data")
     except AssertionError:
@@ -89,7 +90,7 @@ def _check_dashboard_and_rules(server: Prometheus) -> None:
 
     def all_evaluated() -> bool:
         rules = [r for g in server.api("rules")["groups"] for r in g["rules"]]
-        return len(rules) == 8 and all(r["health"] == "ok" and r.get("lastEvaluation", "")
+        return len(rules) == 10 and all(r["health"] == "ok" and r.get("lastEvaluation", "")
                                        [:4] != "0001" for r in rules)
 
     wait_until(all_evaluated, 30, "every alert rule evaluated without error")

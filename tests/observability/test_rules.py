@@ -19,7 +19,9 @@ HERE = Path(__file__).parent
 # Gauges the worker's main process computes at each scrape (pipeline/observability/server.py).
 SCRAPE_TIME = {"photopipe_ready", "photopipe_queue_depth", "photopipe_backlog_photos",
                "photopipe_backlog_oldest_seconds", "photopipe_outbox_jobs",
-               "photopipe_outbox_oldest_seconds", "photopipe_backlog_without_job_oldest_seconds"}
+               "photopipe_outbox_oldest_seconds", "photopipe_backlog_without_job_oldest_seconds",
+               "photopipe_database_cluster", "photopipe_database_standbys",
+               "photopipe_database_standby_lag_bytes"}
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -45,7 +47,7 @@ def _used(text: str) -> set[str]:
 
 def test_promtool_checks_the_rules() -> None:
     out = _promtool("check", "rules", str(RULES))
-    assert out.returncode == 0 and "SUCCESS: 8 rules found" in out.stdout, out.stdout + \
+    assert out.returncode == 0 and "SUCCESS: 10 rules found" in out.stdout, out.stdout + \
         out.stderr
 
 

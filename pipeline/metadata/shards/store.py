@@ -27,6 +27,7 @@ from pipeline.metadata.port import (
     Rerender,
     Run,
     Selection,
+    Server,
     Status,
     UploadRow,
     Webhook,
@@ -324,6 +325,14 @@ class ShardedMetadata:
 
         return Backlog(sum(int(r["q"] or 0) for r in rows), oldest("oq"),
                        sum(int(r["o"] or 0) for r in rows), oldest("oo"), oldest("ow"))
+
+    def replication(self) -> list[Server]:
+        """The catalog's server, then every shard server's, in the map's order."""
+        shard_map = self.shard_map()
+        urls = [] if shard_map is None else [
+            u for u in shard_map.databases() if u != self.catalog_store.url]
+        return [*self.catalog_store.replication(),
+                *(s for u in urls for s in self._database(u).replication())]
 
     def stuck(self, queued_for: float, processing_for: float, limit: int) -> list[Job]:
         if self.shard_map() is None:
