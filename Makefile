@@ -47,9 +47,10 @@ bench: setup bench-peers services
 	$(PY) -m benchmarks.page
 	$(PY) -m benchmarks.observability 10
 	$(PY) -m benchmarks.shards
+	$(PY) -m benchmarks.failover
 
 clean:
-	rm -rf $(VENV) .venv-peers var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-peers .venv-patroni var .mypy_cache .ruff_cache .pytest_cache
 
 services:
 	bash scripts/services-up
