@@ -6,6 +6,7 @@ import json
 import platform
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,23 @@ def timed(function: Callable[[], object], repeats: int) -> list[float]:
         function()
         runs.append(time.perf_counter() - started)
     return runs
+
+
+def in_threads(worker: Callable[[int], int], threads: int) -> tuple[int, float]:
+    """Run ``worker(index)`` on ``threads`` threads at once; the sum of what they return (how
+    many things each did) and the seconds from the first start to the last end."""
+    done: list[int] = []
+
+    def run(index: int) -> None:
+        done.append(worker(index))
+
+    started = time.perf_counter()
+    running = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    return sum(done), time.perf_counter() - started
 
 
 def summary(runs: list[float]) -> dict[str, float]:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,7 +35,7 @@ from typing import Any, TypeVar, cast
 
 import psycopg
 
-from benchmarks.common import machine, write
+from benchmarks.common import in_threads, machine, write
 from benchmarks.shards import THREADS, one_job, submits
 from pipeline.metadata.shards.admin import init
 from pipeline.metadata.shards.store import ShardedMetadata
@@ -100,25 +98,16 @@ def jobs(url: str, count: int) -> dict[str, Any]:
     store = ShardedMetadata(url)
     init(store, 64, [url])
     store.close()
-    done, lock = [0], threading.Lock()
-
-    def worker(index: int) -> None:
+    def worker(index: int) -> int:
         db = ShardedMetadata(url)
         for n in range(count // THREADS):
             user = index * 100_000 + n
             one_job(db, db.allocate_id(user), user)
-            with lock:
-                done[0] += 1
         db.close()
+        return count // THREADS
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    return {"jobs": done[0], "seconds": seconds, "per_second": done[0] / seconds}
+    done, seconds = in_threads(worker, THREADS)
+    return {"jobs": done, "seconds": seconds, "per_second": done / seconds}
 
 
 def cost(count: int) -> dict[str, Any]:

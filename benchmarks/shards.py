@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -25,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.common import machine, write
+from benchmarks.common import in_threads, machine, write
 from pipeline.metadata import MetadataStore, NewPhoto, RenditionRow
 from pipeline.metadata.postgres import PostgresMetadata
 from pipeline.metadata.shards.admin import init
@@ -95,24 +94,15 @@ def submits(urls: list[str], count: int) -> dict[str, Any]:
     catalog.close()
     settings = Settings(database_url=urls[0], submit_patience=30)
     data = b"\xff\xd8\xff" + b"0" * 2000  # an original's bytes (never decoded here)
-    done, lock = [0], threading.Lock()
-
-    def worker(index: int) -> None:
+    def worker(index: int) -> int:
         db, store = ShardedMetadata(urls[0]), MemoryStore()
         for n in range(count // THREADS):
             submit(Upload(index * 100_000 + n, data), store, db, Recorder(), settings)
-            with lock:
-                done[0] += 1
         db.close()
+        return count // THREADS
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    return {"submits": done[0], "seconds": seconds, "per_second": done[0] / seconds}
+    done, seconds = in_threads(worker, THREADS)
+    return {"submits": done, "seconds": seconds, "per_second": done / seconds}
 
 
 def scale(ports: list[int], logical: int) -> dict[str, Any]:
