@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -172,24 +172,22 @@ class PostgresMetadata(SqlMetadata):
 
     @contextmanager
     def _transaction(self, *, fenced: bool = True) -> Iterator[Cursor]:
-        """BEGIN with the timeouts (and the fence) in one round trip, the caller's statements,
-        COMMIT (see :data:`_COMMIT`); a ROLLBACK when anything raised."""
         link = self.link
-        fence = self._fence if fenced else None
         with link.lock:
             try:
                 conn = link.connection()
-                with conn.cursor() as cur:
-                    cur.execute(f"BEGIN; {self._timeouts}{f'; {fence}' if fence else ''}"
-                                .encode())
-                    try:
-                        if fence is not None:
-                            self._check_fence(cur, link)
-                        yield cur
-                        cur.execute(_COMMIT)
-                    except BaseException:
-                        _roll_back(conn)
-                        raise
+                with conn.transaction(), conn.cursor() as cur:
+                    if fenced and self._fence is not None:  # in the same round trip
+                        cur.execute(f"{self._timeouts}; {self._fence}".encode())
+                        while cur.description is None and cur.nextset():
+                            pass  # past the SET LOCALs' results, to the fence's row
+                        fence = cur.fetchone()
+                        if fence is None or fence["moved"]:
+                            raise ShardMoved(f"logical shard {self.shard} has moved from "
+                                             f"{_where(link.url)}")
+                    else:
+                        cur.execute(self._timeouts.encode())
+                    yield cur
             except psycopg.Error as exc:
                 if isinstance(exc, _TRANSIENT) or conn_broken(link.conn):
                     link.close()
@@ -200,29 +198,12 @@ class PostgresMetadata(SqlMetadata):
                                        f"{_where(link.url)}: {error}")
                 raise error from exc
 
-    def _check_fence(self, cur: psycopg.Cursor[dict[str, Any]], link: Link) -> None:
-        """Past the BEGIN's and SET LOCALs' results to the fence's row: a moved shard (its
-        ``moved`` flag set, or no row) raises :class:`ShardMoved`."""
-        while cur.description is None and cur.nextset():
-            pass
-        fence = cur.fetchone()
-        if fence is None or fence["moved"]:
-            raise ShardMoved(f"logical shard {self.shard} has moved from {_where(link.url)}")
 
-
-# A COMMIT on a primary with a synchronous standby waits until the standby has the commit.
-# A cancel during that wait would not fail the commit: the server would end the wait and
-# report success for a transaction only the primary has (a failover then loses it). The
-# statement timeout set above is no such cancel: PostgreSQL disables it before committing
+# A COMMIT on a primary with a synchronous standby waits until the standby has the commit. A
+# cancel during that wait would not fail the commit: the server would end the wait and report
+# success for a transaction only the primary has (a failover then loses it). The statement
+# timeout set above is no such cancel: PostgreSQL disables it before committing
 # (tests/replicas/test_commits.py holds it to that), and photopipe sends no cancel.
-_COMMIT = b"COMMIT"
-
-
-def _roll_back(conn: psycopg.Connection[Any]) -> None:
-    """End the failed transaction, if its connection still can; a broken one is dropped."""
-    if not conn_broken(conn):
-        with suppress(psycopg.Error):
-            conn.rollback()
 
 
 _REPLICATION = """

@@ -93,10 +93,14 @@ def test_failures_are_retried_under_the_same_id_and_a_410_ends_it(db: SqliteMeta
     hooks = sender(db, receiver)
     for _ in range(4):
         hooks.round()
-        time.sleep(0.25)  # the backoff
+        time.sleep(0.35)  # past the backoff; the four tries span over a second
     assert hooks.round() == {}  # 410: not called again for that event
     assert [h["webhook-id"] for _, _, h, _ in receiver.got] == ["msg_8_1_ready"] * 4
-    assert len({h["webhook-signature"] for _, _, h, _ in receiver.got}) >= 2  # signed anew
+    # signed anew: the signature covers the try's timestamp (whole seconds), and the first and
+    # last tries are over a second apart (at 0.25 s they could all fall in one second)
+    first, *_, last = receiver.got
+    assert int(last[2]["webhook-timestamp"]) > int(first[2]["webhook-timestamp"])
+    assert first[2]["webhook-signature"] != last[2]["webhook-signature"]
 
 
 def test_a_failed_delivery_waits_its_backoff(db: SqliteMetadata) -> None:
