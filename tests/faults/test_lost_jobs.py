@@ -92,7 +92,9 @@ def test_a_long_queue_is_not_copied_into(stage: list[Deployment], amqp_url: str,
     pass and holds back, since the broker holds their messages."""
     deployment = deploy(tmp_path, amqp_url, postgres_url, moto, PHOTOPIPE_STUCK_AFTER="3")
     stage.append(deployment)
-    ids = submit(deployment, files(tmp_path, 24, size=(2400, 1800)), "--filter", "clarendon")
+    # enough work for several sweep passes while the queue drains: a 4 MP render takes about
+    # 0.08 s here, and 24 of them were once done between two passes
+    ids = submit(deployment, files(tmp_path, 60, size=(2400, 1800)), "--filter", "clarendon")
     wait_until(lambda: deployment.status()["stuck"] == len(ids), 30,
                "every photo waiting past PHOTOPIPE_STUCK_AFTER, its message in the queue")
     deployment.start_worker()
@@ -103,7 +105,7 @@ def test_a_long_queue_is_not_copied_into(stage: list[Deployment], amqp_url: str,
     again = requeued(deployment)
     assert all(n == 1 for n in again.values()), again  # never queued again twice
     assert sum(again.values()) <= 2, again  # at most a message a worker had just taken
-    report("A long queue", "24 photos of 4 MP with a look queued, waiting past "
+    report("A long queue", "60 photos of 4 MP with a look queued, waiting past "
            "PHOTOPIPE_STUCK_AFTER=3, then one worker of one process", "each sweep pass finds "
            "them and holds back (the broker holds their messages): "
            f"{sum(again.values())} queued again", found)
