@@ -69,8 +69,11 @@ class Request:
 
 def scan(db: MetadataStore, request: Request, encoding: Encoding, *, after: int = 0,
          batch: int = BATCH) -> Iterator[tuple[list[PhotoRow], int]]:
-    """The selection in batches: (the rows wanted, the last id scanned), flat in memory."""
-    while rows := db.scan(request.selection, after, batch):
+    """The selection in batches: (the rows wanted, the last id scanned), flat in memory. Read
+    where staleness is harmless (a standby, when reads may go to one): a photo newer than
+    the standby's bound is not selected, as if it had been uploaded after the run began."""
+    reads = db.reader()
+    while rows := reads.scan(request.selection, after, batch):
         after = rows[-1].id
         yield [r for r in rows if request.wants(r, encoding)], after
         if len(rows) < batch:

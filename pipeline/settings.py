@@ -77,6 +77,8 @@ class Settings:
     stuck_after: float = 900.0
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
+    read_from_standbys: bool = False
+    standby_max_lag: float = 5.0
     log_format: str = "plain"
     metrics_dir: Path | None = None
     secret_key: str | None = field(default=None, repr=False)
@@ -103,8 +105,9 @@ class Settings:
             raise ValueError("retry_backoff must be positive and at most retry_backoff_max")
         if self.stuck_after <= 0:
             raise ValueError("PHOTOPIPE_STUCK_AFTER must be a positive number of seconds")
-        if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1:
-            raise ValueError("database timeouts must be positive")
+        if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1 or self.standby_max_lag < 0:
+            raise ValueError("database timeouts must be positive, and "
+                             "PHOTOPIPE_STANDBY_MAX_LAG not negative")
         if self.uploads_per_minute < 0:
             raise ValueError("PHOTOPIPE_UPLOADS_PER_MINUTE must not be negative")
         if self.webhook_patience < 0 or self.webhook_timeout <= 0:
@@ -173,6 +176,14 @@ class Settings:
             # Milliseconds any one SQL statement, and any wait for a row lock, may take.
             statement_timeout_ms=_int(env, "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS", 30_000),
             lock_timeout_ms=_int(env, "PHOTOPIPE_DB_LOCK_TIMEOUT_MS", 10_000),
+            # Whether reads where staleness is harmless (status counts, the backlog exporter,
+            # reprocess selection, user listings, the API's photo document) may go to a
+            # standby: one listed in a multi-host database URL (target_session_attrs
+            # prefer-standby). A read that must see a write goes where the write is replayed.
+            read_from_standbys=_flag(env, "PHOTOPIPE_READ_FROM_STANDBYS", False),
+            # Seconds a standby's data may lag behind what it has received before such reads
+            # go to the primary instead.
+            standby_max_lag=_float(env, "PHOTOPIPE_STANDBY_MAX_LAG", 5.0),
             # `plain` lines for people, or `json`: one object per line, a line per finished job
             # with its stage timings, for a log pipeline.
             log_format=env.get("PHOTOPIPE_LOG_FORMAT") or "plain",

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,14 +63,34 @@ class Postgres:
 
 @contextmanager
 def postgres() -> Iterator[Postgres]:
+    with _server(lambda data: [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U",
+                               "postgres", "--no-sync"]) as server:
+        yield server
+
+
+@contextmanager
+def standby(primary: Postgres, *, apply_delay: str = "0") -> Iterator[Postgres]:
+    """A streaming standby of ``primary`` (pg_basebackup -R) replaying what it receives
+    ``apply_delay`` late (``recovery_min_apply_delay``: a standby lagging on purpose)."""
+    def backup(data: Path) -> list[str]:
+        return [str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+                "-U", "postgres", "-D", str(data), "-R", "-X", "stream", "--no-sync"]
+
+    with _server(backup, f"recovery_min_apply_delay = '{apply_delay}'\n") as server:
+        yield server
+
+
+@contextmanager
+def _server(create: Callable[[Path], list[str]], settings: str = "") -> Iterator[Postgres]:
     folder = Path(tempfile.mkdtemp(prefix="pp-pg-"))
     if os.getuid() == 0:
         user = pwd.getpwnam("postgres")
         os.chown(folder, user.pw_uid, user.pw_gid)
     server = Postgres(folder, free_port())
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(folder / "data"), "-A",
-                                 "trust", "-U", "postgres", "--no-sync"]), check=True,
-                   capture_output=True)
+    subprocess.run(_as_postgres(create(folder / "data")), check=True, capture_output=True)
+    if settings:
+        with (folder / "data" / "postgresql.auto.conf").open("a") as conf:
+            conf.write(settings)
     server.start()
     try:
         yield server

@@ -38,6 +38,8 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
                                ("https://a.example", "https://b.example")),
     "PHOTOPIPE_DB_STATEMENT_TIMEOUT_MS": ("1234", "statement_timeout_ms", 1234),
     "PHOTOPIPE_DB_LOCK_TIMEOUT_MS": ("567", "lock_timeout_ms", 567),
+    "PHOTOPIPE_READ_FROM_STANDBYS": ("1", "read_from_standbys", True),
+    "PHOTOPIPE_STANDBY_MAX_LAG": ("2.5", "standby_max_lag", 2.5),
     "PHOTOPIPE_LOG_FORMAT": ("json", "log_format", "json"),
     "PHOTOPIPE_METRICS_DIR": ("/tmp/m", "metrics_dir", Path("/tmp/m")),
     "PHOTOPIPE_MAX_PIXELS": ("1_000", "limits.max_pixels", 1000),

@@ -61,11 +61,14 @@ def describe(health: Health, alone: list[str]) -> str:
 def run_exporter(args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import CollectorRegistry
 
+    from pipeline.observability.metrics import READS
     from pipeline.observability.server import serve
 
+    registry = CollectorRegistry()
+    registry.register(READS)  # its backlog reads, by the role that answered
     try:
-        server = serve(args.host, args.port, CollectorRegistry(),
-                       Checker(probes(settings)))
+        server = serve(args.host, args.port, registry,
+                       Checker(probes(settings, backlog_from_standby=True)))
     except OSError as exc:
         print(f"photopipe: cannot serve on port {args.port}: {exc}", file=sys.stderr)
         return 2

@@ -239,7 +239,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     processing_for = max(settings.stuck_after, float(settings.task_time_limit))
     try:
-        counts, outbox = db.counts(), db.outbox_size()
+        counts, outbox = db.reader().counts(), db.outbox_size()
         stuck = len(db.stuck(settings.stuck_after, processing_for, sweep.STUCK_LIMIT))
     except PhotopipeError as exc:
         print(f"photopipe: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -37,6 +37,7 @@ from pipeline.metadata.port import (
     NewPhoto,
     PhotoRow,
     Publish,
+    Reader,
     RenditionRow,
     Rerender,
     Run,
@@ -61,6 +62,7 @@ __all__ = [
     "NewPhoto",
     "PhotoRow",
     "Publish",
+    "Reader",
     "RenditionRow",
     "Rerender",
     "Run",
@@ -98,5 +100,7 @@ def open_metadata(settings: Settings) -> MetadataStore:
 
         return ShardedMetadata(settings.database_url,
                                statement_timeout_ms=settings.statement_timeout_ms,
-                               lock_timeout_ms=settings.lock_timeout_ms)
+                               lock_timeout_ms=settings.lock_timeout_ms,
+                               standby_max_lag=settings.standby_max_lag
+                               if settings.read_from_standbys else None)
     raise ValueError(f"unsupported PHOTOPIPE_DATABASE_URL scheme {url.scheme!r}")

@@ -233,6 +233,23 @@ def _timestamp(value: Any) -> str:
 Publish = Callable[[Job], None]
 
 
+class Reader(Protocol):
+    """The reads where a little staleness is harmless, which a standby may serve (see
+    :meth:`MetadataStore.reader`): each as :class:`MetadataStore` has it."""
+
+    def get(self, photo_id: int) -> PhotoRow | None: ...
+
+    def renditions(self, photo_id: int) -> list[RenditionRow]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def backlog(self) -> Backlog: ...
+
+    def photos_of(self, user_id: int, before: int | None, limit: int) -> list[PhotoRow]: ...
+
+    def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]: ...
+
+
 class MetadataStore(Protocol):
     """Where photo and rendition rows, and the outbox of unsent jobs, live."""
 
@@ -333,6 +350,19 @@ class MetadataStore(Protocol):
     def replication(self) -> list[Server]:
         """Every database server this store writes to (a sharded store: the catalog's and
         every shard server's), with its standbys; none for an embedded database."""
+
+    def reader(self, *, after: str | None = None) -> Reader:
+        """These reads, served by a standby where the settings allow it
+        (``PHOTOPIPE_READ_FROM_STANDBYS``; a standby the database URL lists) and the standby
+        is fresh enough: its data at most ``PHOTOPIPE_STANDBY_MAX_LAG`` seconds behind what it
+        has received, and, given ``after`` (a :meth:`position`), every write committed before
+        that position replayed. Otherwise, or when no standby answers, the primary serves
+        them. Without standbys: this store's own reads."""
+
+    def position(self, photo_id: int) -> str | None:
+        """How far the server holding the photo has written (its WAL position, once the
+        caller's writes have committed): a :meth:`reader` given it sees those writes. None
+        where every read sees every write (an embedded database, reads from standbys off)."""
 
     def get(self, photo_id: int) -> PhotoRow | None:
         """The photo's row, or None."""

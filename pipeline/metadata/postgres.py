@@ -15,11 +15,13 @@ next call); anything else is a bug of ours, :class:`InternalError`.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -32,7 +34,8 @@ from pipeline.errors import (
     InternalError,
     PhotopipeError,
 )
-from pipeline.metadata.port import Server, Standby
+from pipeline.metadata.port import Reader, Server, Standby
+from pipeline.metadata.reads import Freshness, Role, answered
 from pipeline.metadata.sql import Cursor, SqlMetadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -89,16 +92,42 @@ class Link:
                 self.conn = None
 
 
+def standby_link(url: str, *, connect_timeout: int = 10) -> Link | None:
+    """A connection for reads a standby may serve, when ``url`` lists several hosts: the
+    same URL asking for a standby first (``target_session_attrs=prefer-standby``; libpq
+    falls back to the primary when no standby answers). None for a single host."""
+    hosts = str(conninfo_to_dict(url).get("host") or "")
+    if "," not in hosts:
+        return None
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "target_session_attrs"]
+    query.append(("target_session_attrs", "prefer-standby"))
+    return Link(urlunsplit(parts._replace(query=urlencode(query))),
+                connect_timeout=connect_timeout)
+
+
+class _Behind(Exception):
+    """The standby is not fresh enough for the read (never leaves this module)."""
+
+
 class PostgresMetadata(SqlMetadata):
     """Photo and rendition rows in PostgreSQL: the database's own search path, or one logical
     shard's schema (``schema``, set by ``SET LOCAL`` in every transaction; see
-    :mod:`pipeline.metadata.shards`)."""
+    :mod:`pipeline.metadata.shards`).
+
+    With ``standby_max_lag`` (reads from standbys on), :meth:`reader` sends its reads to
+    ``standby`` (by default, :func:`standby_link` of ``url``) when fresh enough."""
 
     def __init__(self, url: str, *, connect_timeout: int = 10,
                  statement_timeout_ms: int = 30_000, lock_timeout_ms: int = 10_000,
-                 schema: str | None = None, shard: int = 0, link: Link | None = None) -> None:
+                 schema: str | None = None, shard: int = 0, link: Link | None = None,
+                 standby_max_lag: float | None = None, standby: Link | None = None) -> None:
         self.url, self.schema, self.shard = url, schema, shard
         self.link = link or Link(url, connect_timeout=connect_timeout)
+        self.standby_max_lag = standby_max_lag
+        self.standby = standby if standby is not None or standby_max_lag is None else \
+            standby_link(url, connect_timeout=connect_timeout)
+        self._reading: Freshness | None = None  # set on the views reader() returns
         # A client that stalls inside a transaction (a frozen worker) must not hold its row
         # locks for long either: the server ends such a transaction.
         self._timeouts = (f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
@@ -162,8 +191,28 @@ class PostgresMetadata(SqlMetadata):
         return [Server(_where(self.url), f"{row['host'] or 'local'}:{row['port']}", standbys,
                        len(str(conninfo_to_dict(self.url).get("host") or "").split(",")) > 1)]
 
+    def reader(self, *, after: str | None = None) -> Reader:
+        return self.reading(after)
+
+    def reading(self, after: str | None) -> PostgresMetadata:
+        """:meth:`reader` as this class (the sharded store's views)."""
+        if self.standby_max_lag is None:
+            return self
+        view = copy.copy(self)
+        view._reading = Freshness(self.standby_max_lag, after)
+        return view
+
+    def position(self, photo_id: int) -> str | None:
+        if self.standby_max_lag is None:
+            return None
+        with self._transaction(fenced=False) as cur:
+            cur.execute("SELECT pg_current_wal_lsn()::text AS lsn")
+            return str(cur.fetchone()["lsn"])
+
     def close(self) -> None:
         self.link.close()
+        if self.standby is not None:
+            self.standby.close()
 
     def transaction(self, *, fenced: bool = True) -> AbstractContextManager[Cursor]:
         """A transaction on this store's database and schema, with its timeouts (and, for a
@@ -172,22 +221,59 @@ class PostgresMetadata(SqlMetadata):
 
     @contextmanager
     def _transaction(self, *, fenced: bool = True) -> Iterator[Cursor]:
-        link = self.link
+        if self._reading is None:
+            with self._on(self.link, fenced) as (cur, _):
+                yield cur
+            return
+        with self._read(self._reading, fenced) as cur:
+            yield cur
+
+    @contextmanager
+    def _read(self, freshness: Freshness, fenced: bool) -> Iterator[Cursor]:
+        """A read's transaction on the standby link when the standby there is fresh enough,
+        else on the primary's; the role that answered is counted once the read is done. A
+        standby that cannot be reached sends the read to the primary too."""
+        entered = False
+        if self.standby is not None:
+            try:
+                with self._on(self.standby, fenced, freshness.check()) as (cur, checked):
+                    role: Role = "standby" if checked["standby"] else "primary"
+                    entered = True
+                    yield cur
+                answered(role)
+                return
+            except (_Behind, DatabaseUnavailable) as exc:
+                if entered or isinstance(exc, ShardMoved):
+                    raise
+        with self._on(self.link, fenced) as (cur, _):
+            yield cur
+        answered("primary")
+
+    @contextmanager
+    def _on(self, link: Link, fenced: bool,
+            check: str | None = None) -> Iterator[tuple[Cursor, dict[str, Any]]]:
+        """A transaction on ``link`` with this store's timeouts, its fence (``fenced``, a
+        shard), and ``check`` (a freshness check: its row is yielded with the cursor, and not
+        fresh raises _Behind), all in the first round trip."""
+        first = self._timeouts
+        if fenced and self._fence is not None:
+            first += f"; {self._fence}"
+        if check is not None:
+            first += f"; {check}"
         with link.lock:
             try:
                 conn = link.connection()
                 with conn.transaction(), conn.cursor() as cur:
-                    if fenced and self._fence is not None:  # in the same round trip
-                        cur.execute(f"{self._timeouts}; {self._fence}".encode())
-                        while cur.description is None and cur.nextset():
-                            pass  # past the SET LOCALs' results, to the fence's row
-                        fence = cur.fetchone()
-                        if fence is None or fence["moved"]:
-                            raise ShardMoved(f"logical shard {self.shard} has moved from "
-                                             f"{_where(link.url)}")
-                    else:
-                        cur.execute(self._timeouts.encode())
-                    yield cur
+                    cur.execute(first.encode())
+                    if fenced and self._fence is not None:
+                        self._pass_fence(cur, link)
+                    checked: dict[str, Any] = {}
+                    if check is not None:
+                        _to_result(cur)
+                        checked = cur.fetchone() or {}
+                        if not checked.get("fresh"):
+                            raise _Behind
+                    yield cur, checked
             except psycopg.Error as exc:
                 if isinstance(exc, _TRANSIENT) or conn_broken(link.conn):
                     link.close()
@@ -197,6 +283,20 @@ class PostgresMetadata(SqlMetadata):
                     error = ShardMoved(f"logical shard {self.shard} is not on "
                                        f"{_where(link.url)}: {error}")
                 raise error from exc
+
+    def _pass_fence(self, cur: Any, link: Link) -> None:
+        """Past the SET LOCALs' results to the fence's row. Raises ShardMoved."""
+        _to_result(cur)
+        fence = cur.fetchone()
+        if fence is None or fence["moved"]:
+            raise ShardMoved(f"logical shard {self.shard} has moved from {_where(link.url)}")
+        cur.nextset()
+
+
+def _to_result(cur: Any) -> None:
+    """Move ``cur`` to the next result that has rows (past SET's empty results)."""
+    while cur.description is None and cur.nextset():
+        pass
 
 
 # A COMMIT on a primary with a synchronous standby waits until the standby has the commit. A

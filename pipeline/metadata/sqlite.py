@@ -21,7 +21,7 @@ from pipeline.errors import (
     InternalError,
     PhotopipeError,
 )
-from pipeline.metadata.port import Server
+from pipeline.metadata.port import Reader, Server
 from pipeline.metadata.sql import Cursor, SqlMetadata
 from pipeline.records import EPOCH_MS
 
@@ -225,6 +225,12 @@ class SqliteMetadata(SqlMetadata):
 
     def replication(self) -> list[Server]:
         return []  # one file, no server
+
+    def reader(self, *, after: str | None = None) -> Reader:
+        return self  # one file: every read sees every write
+
+    def position(self, photo_id: int) -> str | None:
+        return None
 
     def close(self) -> None:
         self._db.close()

@@ -22,6 +22,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline.errors import ENDING_CODES, PhotopipeError
+from pipeline.metadata import reads
 
 # Buckets per stage, from what each takes on a 12 MP phone photo (benchmarks/) out to the
 # outliers worth seeing: a 100 MP upload, a slow S3, a queue backed up for an hour.
@@ -64,6 +65,10 @@ BYTES = Counter("photopipe_rendition_bytes_total", "Bytes of renditions written,
 CPU = Histogram("photopipe_render_cpu_seconds",
                 "CPU seconds of one photo's render, by the render spec's ladder and look",
                 ["ladder", "look"], buckets=CPU_BUCKETS)
+READS = Counter("photopipe_database_reads_total", "Reads a standby may serve (listings, "
+                "documents, counts, backlog, selections), by the role of the server that "
+                "answered", ["role"])
+reads.observe(lambda role: READS.labels(role).inc())
 
 
 def codes() -> frozenset[str]:

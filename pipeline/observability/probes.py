@@ -29,14 +29,17 @@ class _Lazy(Generic[T]):
         return self._client
 
 
-def probes(settings: Settings) -> list[Probe]:
+def probes(settings: Settings, *, backlog_from_standby: bool = False) -> list[Probe]:
     """``metadata`` (its backlog), ``storage`` (a listing), ``replication`` (every database
-    server's standbys, PostgreSQL only) and ``broker`` (queue depths)."""
+    server's standbys, PostgreSQL only) and ``broker`` (queue depths).
+
+    ``backlog_from_standby`` (the exporter): the backlog is read where reads may go to a
+    standby; a worker's readiness asks the primary it works with."""
     db: _Lazy[MetadataStore] = _Lazy(lambda: open_metadata(settings))
     store: _Lazy[ObjectStore] = _Lazy(lambda: open_store(settings))
 
     def metadata() -> Backlog:
-        return db.get().backlog()
+        return db.get().reader().backlog() if backlog_from_standby else db.get().backlog()
 
     def storage() -> None:
         next(iter(store.get().list(READY_PREFIX)), None)

@@ -80,6 +80,10 @@ def _replication(servers: list[Server]) -> Iterator[Metric]:
                                  "synchronous state", labels=[*labels, "sync_state"])
     lag = GaugeMetricFamily("photopipe_database_standby_lag_bytes",
                             "WAL a standby has not replayed yet", labels=[*labels, "standby"])
+    replay = GaugeMetricFamily("photopipe_database_standby_replay_lag_seconds",
+                               "Seconds from a commit on the primary to its replay on the "
+                               "standby (PostgreSQL's replay_lag: 0 once idle)",
+                               labels=[*labels, "standby"])
     for server in servers:
         cluster.add_metric([server.url], 1.0 if server.ha else 0.0)
         states = Counter(s.sync_state for s in server.standbys if s.state == "streaming")
@@ -88,7 +92,9 @@ def _replication(servers: list[Server]) -> Iterator[Metric]:
         for standby in server.standbys:
             if standby.lag_bytes is not None:
                 lag.add_metric([server.url, standby.name], float(standby.lag_bytes))
-    yield from (cluster, standbys, lag)
+            if standby.state == "streaming":
+                replay.add_metric([server.url, standby.name], float(standby.replay_lag or 0.0))
+    yield from (cluster, standbys, lag, replay)
 
 
 def serve(host: str, port: int, registry: CollectorRegistry,

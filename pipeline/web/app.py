@@ -27,7 +27,7 @@ from pipeline.metadata import PhotoRow
 from pipeline.producer import Upload
 from pipeline.web import metrics, page, tickets, tus
 from pipeline.web.body import read_upload
-from pipeline.web.door import Door, authorise
+from pipeline.web.door import READ_AFTER, Door, authorise, read_after, written
 from pipeline.web.errors import TABLE, BadRequest, decimal, error_response
 
 __all__ = ["Door", "create_app"]
@@ -74,8 +74,9 @@ def create_app(door: Door) -> Starlette:
     cors = Middleware(JsonCors, allow_origins=list(door.settings.cors_origins),
                       allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE"],
                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
-                                     *tus.HEADERS],
-                      expose_headers=["Location", "ETag", *tus.HEADERS], max_age=600)
+                                     READ_AFTER, *tus.HEADERS],
+                      expose_headers=["Location", "ETag", READ_AFTER, *tus.HEADERS],
+                      max_age=600)
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=[cors],
                     lifespan=door.lifespan)
     app.router.redirect_slashes = False  # an unknown path is a JSON 404, not a redirect
@@ -121,7 +122,8 @@ async def upload(request: Request, door: Door) -> Response:
         photo_id = await run_in_threadpool(door.submit, Upload(
             ticket.user_id, data, None, options.filter, options.strength, options.ladder,
             key))
-    response = await _document(door, photo_id, ticket, status_code=202)
+    after = await run_in_threadpool(door.written, photo_id)
+    response = await _document(door, photo_id, ticket, status_code=202, after=after)
     response.headers["Location"] = f"/v1/photos/{photo_id}"
     return response
 
@@ -130,7 +132,8 @@ async def photo(request: Request, door: Door) -> Response:
     """``GET /v1/photos/{id}``: the document, for its own user only (404 for anyone else)."""
     ticket = authorise(request, door)
     return await _document(door, id_of(request, "photo_id"), ticket,
-                           if_none_match=request.headers.get("if-none-match"))
+                           if_none_match=request.headers.get("if-none-match"),
+                           after=read_after(request))
 
 
 async def change(request: Request, door: Door) -> Response:
@@ -141,14 +144,17 @@ async def change(request: Request, door: Door) -> Response:
     changes = await _json_body(request, door)
     row = await run_in_threadpool(door.owned, photo_id, ticket.user_id)
     await run_in_threadpool(door.rerender, row, _changed(row, changes))
-    return await _document(door, photo_id, ticket, status_code=202)
+    after = await run_in_threadpool(door.written, photo_id)
+    return await _document(door, photo_id, ticket, status_code=202, after=after)
 
 
 async def remove(request: Request, door: Door) -> Response:
     """``DELETE /v1/photos/{id}``: the photo, its renditions and its original; 204."""
     ticket = authorise(request, door)
-    await run_in_threadpool(door.delete, id_of(request, "photo_id"), ticket.user_id)
-    return Response(status_code=204)
+    photo_id = id_of(request, "photo_id")
+    await run_in_threadpool(door.delete, photo_id, ticket.user_id)
+    return Response(status_code=204, headers=written(await run_in_threadpool(door.written,
+                                                                             photo_id)))
 
 
 async def listing(request: Request, door: Door) -> Response:
@@ -164,7 +170,8 @@ async def listing(request: Request, door: Door) -> Response:
         raise BadRequest(f"before is a photo id, limit 1 to {MAX_PAGE}")
     newest = before is None or int(before) > MAX_ID  # past every id: from the newest
     found = await run_in_threadpool(door.listing, ticket.user_id,
-                                    None if newest else int(before or 0), int(limit))
+                                    None if newest else int(before or 0), int(limit),
+                                    read_after(request))
     links = door.links()
     page = [document(row, renditions, links.url) for row, renditions in found]
     last = found[-1][0].id if len(found) == int(limit) else None
@@ -214,13 +221,17 @@ def _changed(row: PhotoRow, changes: dict[str, Any]) -> Options:
 
 
 async def _document(door: Door, photo_id: int, ticket: tickets.Ticket, *, status_code: int = 200,
-                    if_none_match: str | None = None) -> Response:
-    row, renditions = await run_in_threadpool(door.photo, photo_id)
+                    if_none_match: str | None = None, after: str | None = None) -> Response:
+    """The photo's document; a write's (``status_code`` 202) with ``after``, the position it
+    was written at, in ``Photopipe-Read-After`` too."""
+    row, renditions = await run_in_threadpool(door.photo, photo_id, after)
     if row is None or row.user_id != ticket.user_id:
         raise PhotoNotFound(f"no photo {photo_id}")
     tag = etag(row)
     headers = {"ETag": tag, "Cache-Control": "private, no-cache" if row.status == "ready"
                else "no-store"}
+    if status_code == 202:
+        headers.update(written(after))
     if if_none_match is not None and tag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers=headers)
     links = door.links()

@@ -15,13 +15,15 @@ from starlette.requests import Request
 from pipeline.documents import Links
 from pipeline.errors import PhotoNotFound
 from pipeline.jobs import Options
-from pipeline.metadata import MetadataStore, PhotoRow, RenditionRow
+from pipeline.metadata import MetadataStore, PhotoRow, Reader, RenditionRow, reads
 from pipeline.producer import Publisher, Upload, delete, resubmit, submit
 from pipeline.settings import Settings
 from pipeline.storage import ObjectStore
 from pipeline.uploads import Uploads
 from pipeline.web import tickets
-from pipeline.web.errors import RateLimited
+from pipeline.web.errors import BadRequest, RateLimited
+
+READ_AFTER = "Photopipe-Read-After"  # a write's position, which reads must have replayed
 
 
 @dataclass
@@ -70,12 +72,23 @@ class Door:
     def submit(self, upload: Upload) -> int:
         return submit(upload, self.store(), self.db(), self.publisher, self.settings)
 
-    def photo(self, photo_id: int) -> tuple[PhotoRow | None, list[RenditionRow]]:
-        row = self.db().get(photo_id)
-        return row, self.renditions(row)
+    def photo(self, photo_id: int, after: str | None = None
+              ) -> tuple[PhotoRow | None, list[RenditionRow]]:
+        """The photo's row and renditions, from a standby where reads may go to one (having
+        replayed ``after``, a position a write of the client's returned). A photo the standby
+        does not have is looked for on the primary: it may be new."""
+        db = self.db()
+        reads = db.reader(after=after)
+        row = reads.get(photo_id)
+        if row is None and reads is not db:
+            reads = db
+            row = reads.get(photo_id)
+        return row, _renditions(reads, row)
 
-    def renditions(self, row: PhotoRow | None) -> list[RenditionRow]:
-        return self.db().renditions(row.id) if row is not None and row.status == "ready" else []
+    def written(self, photo_id: int) -> str | None:
+        """Where the photo's database has written up to, after a write of the request: a
+        read given it sees the write (None: every read does)."""
+        return self.db().position(photo_id)
 
     def owned(self, photo_id: int, user_id: int) -> PhotoRow:
         """The photo's row if it is the user's. Raises PhotoNotFound otherwise."""
@@ -92,13 +105,32 @@ class Door:
         self.owned(photo_id, user_id)
         delete(photo_id, self.store(), self.db(), self.settings)
 
-    def listing(self, user_id: int, before: int | None,
-                limit: int) -> list[tuple[PhotoRow, list[RenditionRow]]]:
-        rows = self.db().photos_of(user_id, before, limit)
-        return [(row, self.renditions(row)) for row in rows]
+    def listing(self, user_id: int, before: int | None, limit: int,
+                after: str | None = None) -> list[tuple[PhotoRow, list[RenditionRow]]]:
+        """A page of the user's photos, from a standby where allowed (see :meth:`photo`)."""
+        reads = self.db().reader(after=after)
+        return [(row, _renditions(reads, row)) for row in reads.photos_of(user_id, before, limit)]
 
     def uploads(self) -> Uploads:
         return Uploads(self.store(), self.db(), self.publisher, self.settings)
+
+
+def read_after(request: Request) -> str | None:
+    """The ``Photopipe-Read-After`` header: a position a write's response gave the client,
+    which reads must have replayed (read-your-writes when reads go to standbys)."""
+    position = request.headers.get(READ_AFTER)
+    if position is not None and not reads.valid(position):
+        raise BadRequest(f"{READ_AFTER} is a position a write's response gave, like 0/16B3748")
+    return position
+
+
+def written(position: str | None) -> dict[str, str]:
+    """The header that tells a client where its write is (none when every read sees it)."""
+    return {} if position is None else {READ_AFTER: position}
+
+
+def _renditions(reads: Reader, row: PhotoRow | None) -> list[RenditionRow]:
+    return reads.renditions(row.id) if row is not None and row.status == "ready" else []
 
 
 def authorise(request: Request, door: Door) -> tickets.Ticket:

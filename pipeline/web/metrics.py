@@ -25,6 +25,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from pipeline.observability.metrics import READS  # noqa: F401 (the API counts its reads by role)
 from pipeline.observability.registry import ENV, registry
 
 Scope = MutableMapping[str, Any]

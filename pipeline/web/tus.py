@@ -27,7 +27,7 @@ from pipeline.jobs import Options
 from pipeline.uploads import Progress, Uploads
 from pipeline.web import metrics
 from pipeline.web.body import read_upload
-from pipeline.web.door import Door, authorise
+from pipeline.web.door import Door, authorise, written
 from pipeline.web.errors import BadRequest, TusVersion, WrongContentType, decimal, error_response
 
 VERSION = "1.0.0"
@@ -116,7 +116,10 @@ async def append(request: Request, door: Door) -> Response:
         data = await read_upload(request, now.length - now.offset,
                                  door.settings.http_body_timeout, sniffed=False)
         progress = await _use(door, lambda u: u.append(photo_id, ticket.user_id, at, data))
-    return Response(status_code=204, headers=_headers(progress))
+    headers = _headers(progress)
+    if progress.submitted:  # where the photo was written: see Photopipe-Read-After
+        headers.update(written(await run_in_threadpool(door.written, photo_id)))
+    return Response(status_code=204, headers=headers)
 
 
 @protocol

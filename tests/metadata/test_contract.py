@@ -20,6 +20,7 @@ from pipeline.metadata import (
     Selection,
     UploadRow,
     open_metadata,
+    reads,
 )
 from pipeline.metadata.postgres import PostgresMetadata
 from pipeline.metadata.shards.admin import init
@@ -609,3 +610,43 @@ def test_replication_lists_every_server_written_to(db: MetadataStore) -> None:
     for server in servers:  # the tests' servers: lone, single-host URLs
         assert server.standbys == () and not server.ha and not server.synchronous
         assert "@" not in server.url and server.primary.startswith("127.0.0.1:")
+
+
+def test_a_reader_reads_what_the_store_reads(db: MetadataStore) -> None:
+    """``reader()`` answers as the store does where no standby lags; with reads from standbys
+    off it is the store's own reads (counted nowhere), on, each read is counted by the role
+    that answered (these servers have no standby: the primary), and ``position()`` gives a
+    WAL position only then."""
+    photo = NewPhoto(db.allocate_id(4), "originals/r", user_id=4)
+    db.create(photo)
+    lease = db.start(Job(photo.id, 1)).lease
+    db.finish(photo.id, lease, SourceInfo("JPEG", 8, 6, 100, 1, 1),
+              [RenditionRow("w8", "jpg", "r/w8.jpg", 8, 6, 50)])
+    db.create(NewPhoto(db.allocate_id(4), "originals/s", user_id=4))
+    reading: MetadataStore = db
+    if isinstance(db, PostgresMetadata):
+        reading = PostgresMetadata(db.url, standby_max_lag=5.0)
+    elif isinstance(db, ShardedMetadata):
+        reading = ShardedMetadata(db.catalog_store.url, standby_max_lag=5.0)
+    assert db.position(photo.id) is None
+    position = reading.position(photo.id)
+    assert (position is None) == isinstance(db, SqliteMetadata)
+    assert position is None or reads.valid(position)
+    seen: list[str] = []
+    stop = reads.observe(seen.append)
+    try:
+        for reader, counted in ((db.reader(), False), (reading.reader(), True),
+                                (reading.reader(after=position), True)):
+            seen.clear()
+            assert reader.get(photo.id) == db.get(photo.id)
+            assert reader.renditions(photo.id) == db.renditions(photo.id) != []
+            assert reader.counts() == db.counts() and db.counts()["ready"] == 1
+            assert reader.photos_of(4, None, 10) == db.photos_of(4, None, 10)
+            assert reader.scan(Selection(), 0, 10) == db.scan(Selection(), 0, 10)
+            assert reader.backlog().queued == db.backlog().queued == 1
+            expect_counted = counted and not isinstance(db, SqliteMetadata)
+            assert (seen != [] and set(seen) == {"primary"}) if expect_counted else seen == []
+    finally:
+        stop()
+        if reading is not db:
+            reading.close()

@@ -80,9 +80,10 @@ def _check_dashboard_and_rules(server: Prometheus) -> None:
 
     # every panel shows data after the run (a rate needs two scrapes of a new series), but
     # retries (none happened), serve's (only workers are scraped here), webhooks' (none
-    # configured here) and standby lag (the database here has no standby)
+    # configured here), standby lag and reads by role (the database here has no standby, and
+    # reads from standbys are off)
     quiet = {"Retries by reason", "API requests", "API latency p95", "Uploads", "Webhooks",
-             "Standby lag"}
+             "Standby lag", "Standby replay lag", "Reads by role"}
     try:
         wait_until(lambda: empty() <= quiet, 15, "every panel to have data")
     except AssertionError:

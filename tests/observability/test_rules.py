@@ -21,7 +21,8 @@ SCRAPE_TIME = {"photopipe_ready", "photopipe_queue_depth", "photopipe_backlog_ph
                "photopipe_backlog_oldest_seconds", "photopipe_outbox_jobs",
                "photopipe_outbox_oldest_seconds", "photopipe_backlog_without_job_oldest_seconds",
                "photopipe_database_cluster", "photopipe_database_standbys",
-               "photopipe_database_standby_lag_bytes"}
+               "photopipe_database_standby_lag_bytes",
+               "photopipe_database_standby_replay_lag_seconds"}
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -51,7 +51,8 @@ def _gauges(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_shards_list_health_and_gauges_follow_a_cluster_losing_its_standby(
         cluster: patroni.Cluster, tmp_path: Path) -> None:
     url = cluster.create_database(f"t_{uuid.uuid4().hex[:10]}")
-    env = {**os.environ, "PHOTOPIPE_DATA_DIR": str(tmp_path), "PHOTOPIPE_DATABASE_URL": url}
+    env = {**os.environ, "PHOTOPIPE_DATA_DIR": str(tmp_path), "PHOTOPIPE_DATABASE_URL": url,
+           "PHOTOPIPE_READ_FROM_STANDBYS": "1"}
     assert _cli(env, "shards", "init", "--logical", "4", url).returncode == 0
     leader, replica = cluster.leader(), cluster.replica()
     where = url.rsplit("@", 1)[-1]
@@ -80,6 +81,11 @@ def test_shards_list_health_and_gauges_follow_a_cluster_losing_its_standby(
                        (("database", where), ("sync_state", "sync")))] == 1
         assert ("photopipe_database_standby_lag_bytes",
                 (("database", where), ("standby", replica.name))) in gauges
+        assert gauges[("photopipe_database_standby_replay_lag_seconds",
+                       (("database", where), ("standby", replica.name)))] >= 0
+        # the exporter's backlog is read on the standby, and counted so
+        assert gauges.get(("photopipe_database_reads_total", (("role", "standby"),)), 0) > 0
+        assert ("photopipe_database_reads_total", (("role", "primary"),)) not in gauges
 
         replica.kill()  # the cluster's only standby is gone
         wait_until(lambda: _health(env)[0] == 1, 60, "health to fail")

@@ -9,10 +9,12 @@ makes the map be read again at once, and the call is made again where the map no
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pipeline.errors import DatabaseRejected, DatabaseUnavailable
@@ -23,6 +25,7 @@ from pipeline.metadata.port import (
     NewPhoto,
     PhotoRow,
     Publish,
+    Reader,
     RenditionRow,
     Rerender,
     Run,
@@ -32,7 +35,7 @@ from pipeline.metadata.port import (
     UploadRow,
     Webhook,
 )
-from pipeline.metadata.postgres import Link, PostgresMetadata, ShardMoved
+from pipeline.metadata.postgres import Link, PostgresMetadata, ShardMoved, standby_link
 from pipeline.metadata.shards import spanning
 from pipeline.metadata.shards.catalog import Catalog
 from pipeline.metadata.shards.map import ShardMap, schema
@@ -43,42 +46,69 @@ RELAY_SWEEP = 64  # outboxes a relay round visits in turn, beyond those with job
 UNION_CHUNK = 128  # shards' schemas per statement of a fan-out
 
 
+@dataclass
+class _Cached:
+    """The shard map as last read, shared by a store and the readers it hands out."""
+
+    map: ShardMap | None = None
+    read_at: float = -1e9
+
+
 class ShardedMetadata:
-    """A :class:`~pipeline.metadata.MetadataStore` over the shard map in ``url``'s catalog."""
+    """A :class:`~pipeline.metadata.MetadataStore` over the shard map in ``url``'s catalog.
+
+    With ``standby_max_lag`` (reads from standbys on), each server whose URL lists several
+    hosts gets a second connection, to a standby, for :meth:`reader`'s reads."""
 
     def __init__(self, url: str, *, statement_timeout_ms: int = 30_000,
                  lock_timeout_ms: int = 10_000, connect_timeout: int = 10,
                  refresh: float = 5.0, fan_out_timeout: float = 60.0,
-                 parallel: int = 8) -> None:
+                 parallel: int = 8, standby_max_lag: float | None = None) -> None:
         self.statement_timeout_ms, self.lock_timeout_ms = statement_timeout_ms, lock_timeout_ms
         self.connect_timeout, self.refresh = connect_timeout, refresh
-        self.fan_out_timeout = fan_out_timeout
+        self.fan_out_timeout, self.standby_max_lag = fan_out_timeout, standby_max_lag
         self.catalog_store = PostgresMetadata(url, connect_timeout=connect_timeout,
                                               statement_timeout_ms=statement_timeout_ms,
-                                              lock_timeout_ms=lock_timeout_ms)
+                                              lock_timeout_ms=lock_timeout_ms,
+                                              standby_max_lag=standby_max_lag)
         self.catalog = Catalog(self.catalog_store)
         self._links: dict[str, Link] = {url: self.catalog_store.link}
+        self._standbys: dict[str, Link | None] = {url: self.catalog_store.standby}
         self._views: dict[tuple[int, str], PostgresMetadata] = {}
-        self._map: ShardMap | None = None
-        self._read_at = -1e9
+        self._cached = _Cached()
+        self._reading: tuple[str | None] | None = None  # (after,) on the views reader() makes
         self._sweeps: dict[str, int] = {}  # where the next round of each outbox starts
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="photopipe-shards")
+
+    def reader(self, *, after: str | None = None) -> Reader:
+        """This store, its reads on each server's standby when fresh enough (``after``: a
+        position from the server the reads go to, from :meth:`position`)."""
+        if self.standby_max_lag is None:
+            return self
+        view = copy.copy(self)  # the same map, connections and pool
+        view._reading = (after,)
+        view.catalog_store = self.catalog_store.reading(after)
+        return view
+
+    def position(self, photo_id: int) -> str | None:
+        return self._routed(photo_id, lambda s: s.position(photo_id))
 
     # -- the map ---------------------------------------------------------------------------
 
     def shard_map(self, *, now: bool = False) -> ShardMap | None:
         """The map as last read (again when ``refresh`` seconds passed, or ``now``); None when
         the catalog holds none."""
+        cached = self._cached
         with self._lock:
-            if now or time.monotonic() - self._read_at >= self.refresh:
+            if now or time.monotonic() - cached.read_at >= self.refresh:
                 version = self.catalog.version()
                 if version is None:
-                    self._map = None
-                elif self._map is None or self._map.version != version:
-                    self._map = self.catalog.read()
-                self._read_at = time.monotonic()
-            return self._map
+                    cached.map = None
+                elif cached.map is None or cached.map.version != version:
+                    cached.map = self.catalog.read()
+                cached.read_at = time.monotonic()
+            return cached.map
 
     def view(self, shard: int, url: str | None = None) -> PostgresMetadata:
         """The store of logical shard ``shard`` on ``url`` (default: where the map says)."""
@@ -89,13 +119,21 @@ class ShardedMetadata:
         with self._lock:
             view = self._views.get((shard, url))
             if view is None:
-                link = self._links.setdefault(
-                    url, Link(url, connect_timeout=self.connect_timeout))
-                view = PostgresMetadata(url, schema=schema(shard), shard=shard, link=link,
-                                        statement_timeout_ms=self.statement_timeout_ms,
-                                        lock_timeout_ms=self.lock_timeout_ms)
+                view = self._new_view(url, schema(shard), shard)
                 self._views[(shard, url)] = view
-            return view
+        return view if self._reading is None else view.reading(self._reading[0])
+
+    def _new_view(self, url: str, name: str | None, shard: int) -> PostgresMetadata:
+        """A store on ``url``'s shared connections (called holding the lock)."""
+        link = self._links.setdefault(url, Link(url, connect_timeout=self.connect_timeout))
+        if url not in self._standbys:
+            self._standbys[url] = None if self.standby_max_lag is None else \
+                standby_link(url, connect_timeout=self.connect_timeout)
+        return PostgresMetadata(url, schema=name, shard=shard, link=link,
+                                statement_timeout_ms=self.statement_timeout_ms,
+                                lock_timeout_ms=self.lock_timeout_ms,
+                                standby_max_lag=self.standby_max_lag,
+                                standby=self._standbys[url])
 
     def _routed(self, photo_id: int, call: Callable[[PostgresMetadata], T]) -> T:
         """``call`` on the store holding ``photo_id``; once more where the map says if the
@@ -408,13 +446,9 @@ class ShardedMetadata:
         with self._lock:
             view = self._views.get((-1, url))
             if view is None:
-                link = self._links.setdefault(
-                    url, Link(url, connect_timeout=self.connect_timeout))
-                view = PostgresMetadata(url, link=link,
-                                        statement_timeout_ms=self.statement_timeout_ms,
-                                        lock_timeout_ms=self.lock_timeout_ms)
+                view = self._new_view(url, None, 0)
                 self._views[(-1, url)] = view
-            return view
+        return view if self._reading is None else view.reading(self._reading[0])
 
     def scan(self, selection: Selection, after: int, limit: int) -> list[PhotoRow]:
         shard_map = self.shard_map()
@@ -478,7 +512,7 @@ class ShardedMetadata:
 
     def close(self) -> None:
         with self._lock:
-            links = list(self._links.values())
+            links = [*self._links.values(), *(s for s in self._standbys.values() if s)]
         for link in links:
             link.close()
 
