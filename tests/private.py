@@ -74,7 +74,7 @@ def standby(primary: Postgres, *, apply_delay: str = "0") -> Iterator[Postgres]:
     ``apply_delay`` late (``recovery_min_apply_delay``: a standby lagging on purpose)."""
     def backup(data: Path) -> list[str]:
         return [str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
-                "-U", "postgres", "-D", str(data), "-R", "-X", "stream", "--no-sync"]
+                "-U", "postgres", "-D", str(data), "-R", "-X", "stream", "-c", "fast", "--no-sync"]
 
     with _server(backup, f"recovery_min_apply_delay = '{apply_delay}'\n") as server:
         yield server

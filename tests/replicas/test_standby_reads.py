@@ -255,3 +255,22 @@ def test_the_api_reads_its_clients_writes_and_counts_reads_by_role(pair: Pair,
 def _sample(page: str, role: str) -> float:
     name = f'photopipe_database_reads_total{{role="{role}"}}'
     return sum(float(line.split()[-1]) for line in page.splitlines() if line.startswith(name))
+
+
+def test_a_standby_that_stops_answering_sends_reads_to_the_primary(pair: Pair,
+                                                                    roles: Roles) -> None:
+    """The reader's connection to a standby breaks (the standby crashed): the read goes to the
+    primary, and so does the next while the standby is down (libpq falls back)."""
+    url = pair.database()
+    name = url.split("?")[0].rsplit("/", 1)[1]
+    with private.standby(pair.primary) as second:
+        db = _store(f"postgresql://postgres@127.0.0.1:{pair.primary.port},127.0.0.1:"
+                    f"{second.port}/{name}?target_session_attrs=read-write")
+        db.upgrade()
+        db.create(NewPhoto(db.allocate_id(7), "originals/e", user_id=7))
+        wait_until(lambda: db.reader().counts()["queued"] == 1 and
+                   roles.take()[-1] == "standby", 30, "the second standby serving reads")
+        second.stop("immediate")
+        assert db.reader().counts()["queued"] == 1 and roles.take() == ["primary"]
+        assert db.reader().counts()["queued"] == 1 and roles.take() == ["primary"]
+        db.close()
