@@ -41,6 +41,7 @@ bench: setup bench-peers services
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.encoding
 	$(PY) -m benchmarks.peak
+	$(PY) -m benchmarks.glue
 	$(PY) -m benchmarks.api
 	$(PY) -m benchmarks.frameworks
 	$(PY) -m benchmarks.placeholder

