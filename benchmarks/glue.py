@@ -14,6 +14,7 @@ speed issue asks about measured side by side in the same run:
   without botocore's parameter validation;
 - SigV4 over plain HTTP signs a SHA-256 of the body: its cost, per body size;
 - psycopg: the round trips (statements, and BEGIN/COMMIT) of a job's metadata calls;
+- the web tier's whole ``submit``, from one thread and from two, nothing else running;
 - Pillow reading a JPEG from memory in 64 KB blocks (its default) or in one.
 
 Writes benchmarks/results/glue.{md,json}.
@@ -28,6 +29,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,9 +44,13 @@ from benchmarks.workload import corpus, instagram_2011, phone_photo
 from pipeline.core import render
 from pipeline.metadata import NewPhoto, RenditionRow
 from pipeline.metadata.postgres import PostgresMetadata
+from pipeline.producer import Upload, submit
 from pipeline.records import Job, SourceInfo
+from pipeline.settings import Settings
 from pipeline.storage.s3 import client
 from tests import services
+from workers.app import make_app
+from workers.publisher import CeleryPublisher
 
 
 def cpu_ms(call: Callable[[], Any], rounds: int) -> float:
@@ -202,12 +208,41 @@ def measure_pillow(rounds: int) -> dict[str, float]:
     return found
 
 
+def measure_submit(server: services.S3Server, database: str, amqp: str,
+                   rounds: int) -> dict[str, float]:
+    """The web tier's whole ``submit`` of a 612 upload (PUT, id, row and job, publish with
+    RabbitMQ's confirms, the outbox emptied), CPU per submit from one thread and from two,
+    with nothing else running (the peak benchmark measures it while workers run too)."""
+    data = [instagram_2011(path) for path in corpus()]
+    store, db = server.store(), PostgresMetadata(database)
+    db.upgrade()
+    settings = Settings(database_url=database, broker_url=amqp)
+    publisher = CeleryPublisher(make_app(settings))
+
+    def one(index: int) -> None:
+        submit(Upload(user_id=index % 64, data=data[index % len(data)], filter="clarendon",
+                      ladder="classic"), store, db, publisher, settings)
+
+    for index in range(20):
+        one(index)
+    found = {}
+    for threads in (1, 2):
+        started = time.process_time()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, range(rounds * 5)))
+        found[f"submit from {threads} thread{'s' if threads > 1 else ''}, CPU ms"] = \
+            1000 * (time.process_time() - started) / (rounds * 5)
+    db.close()
+    return found
+
+
 @contextmanager
-def services_up() -> Iterator[tuple[services.S3Server, str]]:
+def services_up() -> Iterator[tuple[services.S3Server, str, str]]:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
         server = stack.enter_context(contextmanager(services.seaweedfs)(Path(folder)))
         database = stack.enter_context(contextmanager(services.postgres_schema)())
-        yield server, database
+        amqp = stack.enter_context(contextmanager(services.rabbit_vhost)())
+        yield server, database, amqp
 
 
 def table(data: dict[str, Any]) -> str:
@@ -223,7 +258,8 @@ def table(data: dict[str, Any]) -> str:
     for call in calls:
         cells = [f"{s3[n][call]:.3f}" if call in s3[n] else "" for n in names]
         lines.append(f"| {call} | " + " | ".join(cells) + " |")
-    lines += ["", "## Metadata (psycopg)", "", "| what | figure |", "| --- | ---: |"]
+    lines += ["", "## Metadata (psycopg) and the web tier's submit", "", "| what | figure |",
+              "| --- | ---: |"]
     lines += [f"| {k} | {v:.2f} |" for k, v in data["metadata"].items()]
     lines += ["", "## Pillow reading a JPEG held in memory", "", "| decode | CPU ms |",
               "| --- | ---: |"]
@@ -236,9 +272,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args()
-    with services_up() as (server, database):
+    with services_up() as (server, database, amqp):
         data = {"rounds": args.rounds, "s3": measure_s3(server, args.rounds),
-                "metadata": measure_metadata(database, args.rounds),
+                "metadata": {**measure_metadata(database, args.rounds),
+                             **measure_submit(server, database, amqp, args.rounds)},
                 "pillow": measure_pillow(max(5, args.rounds // 4)), "machine": machine()}
     markdown = table(data)
     write("glue", markdown, data)
