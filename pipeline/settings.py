@@ -105,9 +105,10 @@ class Settings:
             raise ValueError("retry_backoff must be positive and at most retry_backoff_max")
         if self.stuck_after <= 0:
             raise ValueError("PHOTOPIPE_STUCK_AFTER must be a positive number of seconds")
-        if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1 or self.standby_max_lag < 0:
+        if self.statement_timeout_ms < 1 or self.lock_timeout_ms < 1 or \
+                not 0 <= self.standby_max_lag < float("inf"):
             raise ValueError("database timeouts must be positive, and "
-                             "PHOTOPIPE_STANDBY_MAX_LAG not negative")
+                             "PHOTOPIPE_STANDBY_MAX_LAG a number of seconds, 0 or more")
         if self.uploads_per_minute < 0:
             raise ValueError("PHOTOPIPE_UPLOADS_PER_MINUTE must not be negative")
         if self.webhook_patience < 0 or self.webhook_timeout <= 0:

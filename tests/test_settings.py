@@ -111,6 +111,10 @@ def test_bad_values_say_which_variable() -> None:
         Settings.from_env({"PHOTOPIPE_UPLOAD_EXPIRES": "0"})
     with pytest.raises(ValueError, match="PHOTOPIPE_HTTP_BODY_TIMEOUT"):
         Settings.from_env({"PHOTOPIPE_HTTP_BODY_TIMEOUT": "0"})
+    for lag in ("-1", "inf", "nan"):  # written into the freshness check's SQL as a number
+        with pytest.raises(ValueError, match="PHOTOPIPE_STANDBY_MAX_LAG"):
+            Settings.from_env({"PHOTOPIPE_STANDBY_MAX_LAG": lag})
+    assert Settings.from_env({"PHOTOPIPE_STANDBY_MAX_LAG": "0"}).standby_max_lag == 0
 
 
 def test_the_secret_key_never_shows_in_a_repr() -> None:
