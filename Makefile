@@ -40,6 +40,7 @@ bench: setup bench-peers services
 	$(PY) -m benchmarks.looks
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.encoding
+	$(PY) -m benchmarks.perceptual
 	$(PY) -m benchmarks.peak
 	$(PY) -m benchmarks.glue
 	$(PY) -m benchmarks.api
