@@ -191,6 +191,8 @@ def cpu_by_role() -> Counter[str]:
     """CPU clock ticks so far of every process on the machine, summed by role (with "idle")."""
     ticks: Counter[str] = Counter()
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue  # /proc/self and /proc/thread-self: this process again, or one thread of it
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
