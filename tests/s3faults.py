@@ -1,7 +1,9 @@
 """A fault-injecting HTTP proxy for an S3 server (moto's), on loopback.
 
 While ``fault`` is None it forwards every request; otherwise it answers with an S3 error
-(``("error", 503, "SlowDown")``), holds the request without answering (``("stall", seconds)``)
+(``("error", 503, "SlowDown")``), answers a status with a page that is no S3 error document, as a
+load balancer in front of S3 does (``("page", 502)``; ``("page", 503, "")``: an empty one),
+holds the request without answering (``("stall", seconds)``)
 or resets the connection (``("reset",)``), and counts what it injected; with ``times`` set,
 only that many requests get the fault, and the rest are forwarded. ``sent`` counts the bytes
 of the response bodies it forwarded to photopipe: what crossed the wire.
@@ -108,6 +110,14 @@ class FaultyS3:
             request.end_headers()
             if request.command != "HEAD":
                 request.wfile.write(body)
+        elif kind == "page":
+            page = (fault[2] if len(fault) > 2 else "<html><h1>Bad gateway</h1></html>").encode()
+            request.send_response(fault[1])
+            request.send_header("Content-Type", "text/html" if page else "application/xml")
+            request.send_header("Content-Length", str(len(page)))
+            request.end_headers()
+            if request.command != "HEAD":
+                request.wfile.write(page)
         elif kind == "stall":
             time.sleep(fault[1])
             request.close_connection = True

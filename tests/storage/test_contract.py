@@ -129,9 +129,11 @@ def test_s3_errors_are_translated(moto: S3Server, ceph: S3Server) -> None:
     bad_secret = S3Store(client(ceph.endpoint, ceph.access_key, "wrong"), "any")
     with pytest.raises(StorageRejected, match=r"SignatureDoesNotMatch|AccessDenied"):
         bad_secret.put("k", b"x", "text/plain")
-    closed = S3Store(client(f"http://127.0.0.1:{free_port()}", "a", "b"), "x")
+    closed = S3Store(client(f"http://127.0.0.1:{free_port()}", "a", "b"), "closed")
     with pytest.raises(StorageUnavailable):
         closed.get("k")
+    with pytest.raises(StorageRejected, match="bucket name"):
+        S3Store(client(moto.endpoint, moto.access_key, moto.secret_key), "x").get("k")
 
 
 def test_s3_client_keeps_its_model_without_the_prose() -> None:

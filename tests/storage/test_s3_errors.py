@@ -1,7 +1,10 @@
-"""botocore's errors are classified once, at the S3 store: one test per class, over HTTP."""
+"""botocore's and MinIO's errors are classified once, at the S3 store: one test per class, over
+HTTP. Puts and gets go through MinIO's client, the other calls through boto3's; both are
+tried here where a class can reach them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,13 +34,50 @@ def test_server_side_trouble_is_transient(faulty: tuple[FaultyS3, S3Store],
     proxy, store = faulty
     store.put("k", b"x", "text/plain")
     proxy.fault = fault
+    started = time.monotonic()
     with pytest.raises(StorageUnavailable):
         store.get("k")
+    assert time.monotonic() - started < 2.5  # a stall ends at the client's 1 s read timeout
     with pytest.raises(StorageUnavailable):
         store.put("k", b"y", "text/plain")
     assert proxy.injected == 2
     proxy.fault = None
     assert store.get("k") == b"x"  # nothing was changed by the failed put
+
+
+@pytest.mark.parametrize("fault", [("page", 502), ("page", 503, ""), ("page", 504)])
+def test_an_answer_that_is_no_s3_error_is_transient_when_the_status_says_so(
+        faulty: tuple[FaultyS3, S3Store], fault: tuple[Any, ...]) -> None:
+    """MinIO raises InvalidResponseError for an error page and an empty XML body: its status
+    decides, as for an S3 error."""
+    proxy, store = faulty
+    proxy.fault = fault
+    with pytest.raises(StorageUnavailable, match=str(fault[1])):
+        store.get("k")
+    with pytest.raises(StorageUnavailable, match=str(fault[1])):
+        store.put("k", b"y", "text/plain")
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_a_refusal_answered_with_a_page_is_the_set_ups_fault(
+        faulty: tuple[FaultyS3, S3Store], status: int) -> None:
+    proxy, store = faulty
+    proxy.fault = ("page", status)
+    with pytest.raises(StorageRejected, match=str(status)):
+        store.put("k", b"x", "text/plain")
+    with pytest.raises(StorageRejected, match=str(status)):
+        store.get("k")
+
+
+def test_a_listing_through_boto3_is_classified_by_the_same_rules(
+        faulty: tuple[FaultyS3, S3Store]) -> None:
+    proxy, store = faulty
+    proxy.fault = ("error", 503, "SlowDown")
+    with pytest.raises(StorageUnavailable, match="SlowDown"):
+        list(store.list("photos/"))
+    proxy.fault = ("error", 403, "AccessDenied")
+    with pytest.raises(StorageRejected, match="AccessDenied"):
+        store.delete_many(["a", "b"])
 
 
 @pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (404, "NoSuchBucket"),
@@ -48,6 +88,8 @@ def test_refusals_are_the_set_ups_fault(faulty: tuple[FaultyS3, S3Store], status
     proxy.fault = ("error", status, code)
     with pytest.raises(StorageRejected, match=code):
         store.put("k", b"x", "text/plain")
+    with pytest.raises(StorageRejected, match=code):
+        store.get("k")
 
 
 def test_a_missing_key_is_not_found_and_missing_credentials_are_rejected(
@@ -83,15 +125,28 @@ def test_what_botocore_retries_is_transient_even_as_a_4xx(faulty: tuple[FaultyS3
         store.get("k")
 
 
-def test_a_400_request_timeout_is_retried_by_boto3_itself(moto: S3Server) -> None:
+@pytest.mark.parametrize("fault", [("error", 400, "RequestTimeout"), ("error", 503, "SlowDown"),
+                                   ("reset",)])
+def test_a_blip_is_retried_within_the_call_as_many_times_as_the_client_says(
+        moto: S3Server, fault: tuple[Any, ...]) -> None:
+    """A put or a get is tried ``max_attempts`` times in all, like boto3's own calls: two faults
+    and the third attempt answers; three and the call gives up."""
     proxy = FaultyS3(moto.endpoint)
     try:
         store = S3Store(client(proxy.url, moto.access_key, moto.secret_key, max_attempts=3),
                         moto.store().bucket, "pp")
         store.put("k", b"picture", "image/jpeg")
-        proxy.fault, proxy.times = ("error", 400, "RequestTimeout"), 2
+        proxy.fault, proxy.times = fault, 2
         assert store.get("k") == b"picture"
-        assert proxy.injected == 2
+        proxy.times = 2
+        store.put("k", b"other", "image/jpeg")
+        assert proxy.injected == 4
+        proxy.times = 3
+        with pytest.raises(StorageUnavailable):
+            store.get("k")
+        assert proxy.injected == 7
+        proxy.fault = None
+        assert store.get("k") == b"other"
     finally:
         proxy.close()
 
