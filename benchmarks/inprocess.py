@@ -4,6 +4,9 @@
 
 ``floor`` is the irreducible work alone: the JPEG decode at the DCT scale the pipeline needs, one
 resize to the working size, and the five encodes. ``stages`` splits photopipe's CPU time.
+JPEG here is libjpeg-turbo's progressive q85, photopipe's setting with
+``PHOTOPIPE_JPEG_ENCODER=libjpeg-turbo``: the peers write the same files (jpegli, photopipe's
+default, is compared with it in benchmarks/perceptual.py and benchmarks/peak.py).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from pipeline.settings import Encoding, Limits
 
 LOOK = "clarendon"
 SPEC = ladders.get("default")
+SAME_FILES = Encoding(jpeg_encoder="libjpeg-turbo")  # as the peers encode
 
 
 def photopipe(data: bytes) -> None:
-    pipeline.render(data, filter=LOOK)
+    pipeline.render(data, filter=LOOK, encoding=SAME_FILES)
 
 
 def _decoded(data: bytes) -> Image.Image:
@@ -60,7 +64,7 @@ def floor_parts(data: bytes) -> dict[str, float]:
     encode_start = time.process_time()
     for rendition, picture in outputs:
         for fmt in rendition.formats:
-            encode(picture, fmt, Encoding())
+            encode(picture, fmt, SAME_FILES)
     return {"decode": decoded - started, "resize": done_resize - decoded,
             "encode": time.process_time() - encode_start}
 
@@ -76,7 +80,7 @@ def stages(data: bytes) -> dict[str, float]:
     marks.append(time.process_time())
     for rendition, picture in made:
         for fmt in rendition.formats:
-            encode(picture, fmt, Encoding())
+            encode(picture, fmt, SAME_FILES)
     marks.append(time.process_time())
     names = ("decode+resize+orient", "look", "ladder", "encode")
     return {n: b - a for n, a, b in zip(names, marks, marks[1:], strict=False)}

@@ -10,12 +10,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 DEFAULT_DATA_DIR = Path("var")
 LOG_FORMATS = ("plain", "json")
 SUBSAMPLINGS = ("4:2:0", "4:2:2", "4:4:4")
+# Each JPEG encoder's default quality: jpegli's is the lowest that scores at least as well as
+# libjpeg-turbo's on average (benchmarks/perceptual.py).
+JPEG_QUALITY = {"jpegli": 88, "libjpeg-turbo": 85}
 N = TypeVar("N", int, float)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -38,26 +42,62 @@ class Limits:
 
 @dataclass(frozen=True)
 class Encoding:
-    """Encoder settings for the renditions."""
+    """Encoder settings for the renditions.
 
-    jpeg_quality: int = 85
-    # Progressive JPEG (its Huffman tables are always optimised): the same pixels in fewer
-    # bytes for a few ms, and a photo is encoded once and served many times
-    # (benchmarks/results/encoding.md).
-    jpeg_progressive: bool = True
-    jpeg_optimize: bool = True  # optimised Huffman tables for baseline files
-    jpeg_subsampling: str = "4:2:0"
+    JPEG comes from jpegli by default: for the score libjpeg-turbo reaches at q85 (4:2:0,
+    progressive), jpegli makes 2-4 % fewer bytes at 0.4x the encode CPU; its q88 scores half a
+    point higher on average (SSIMULACRA2, the real photos; benchmarks/results/perceptual.md).
+    As photopipe runs it (``pyjpegli``) it writes baseline 4:2:0 JPEG and takes only a quality;
+    the progressive, optimise and subsampling settings are libjpeg-turbo's, and asking for
+    them with jpegli is an error.
+    """
+
+    jpeg_encoder: str = "jpegli"
+    jpeg_quality: int | None = None  # None: the encoder's own (JPEG_QUALITY)
+    # libjpeg-turbo only (None: its default here). Progressive JPEG (its Huffman tables are
+    # always optimised): the same pixels in fewer bytes for a few ms, and a photo is encoded
+    # once and served many times (benchmarks/results/encoding.md).
+    jpeg_progressive: bool | None = None
+    jpeg_optimize: bool | None = None  # optimised Huffman tables for baseline files
+    jpeg_subsampling: str | None = None
     webp_quality: int = 80
     webp_method: int = 4
 
     def __post_init__(self) -> None:
-        if not (1 <= self.jpeg_quality <= 100 and 1 <= self.webp_quality <= 100):
+        if self.jpeg_encoder not in JPEG_QUALITY:
+            raise ValueError(f"jpeg_encoder must be one of {', '.join(JPEG_QUALITY)}, "
+                             f"not {self.jpeg_encoder!r}")
+        if not (1 <= self.quality <= 100 and 1 <= self.webp_quality <= 100):
             raise ValueError("qualities must be between 1 and 100")
         if not 0 <= self.webp_method <= 6:
             raise ValueError("webp_method must be between 0 and 6")
-        if self.jpeg_subsampling not in SUBSAMPLINGS:
+        if self.jpeg_subsampling is not None and self.jpeg_subsampling not in SUBSAMPLINGS:
             raise ValueError(f"jpeg_subsampling must be one of {', '.join(SUBSAMPLINGS)}, "
                              f"not {self.jpeg_subsampling!r}")
+        turbo = {"jpeg_progressive": self.jpeg_progressive, "jpeg_optimize": self.jpeg_optimize,
+                 "jpeg_subsampling": self.jpeg_subsampling}
+        asked = [name for name, value in turbo.items() if value is not None]
+        if self.jpeg_encoder != "libjpeg-turbo" and asked:
+            raise ValueError(f"{', '.join(asked)}: libjpeg-turbo's settings; jpegli writes "
+                             "baseline 4:2:0 JPEG (set PHOTOPIPE_JPEG_ENCODER=libjpeg-turbo)")
+
+    @property
+    def quality(self) -> int:
+        """The JPEG quality used: the setting, or the encoder's own default."""
+        return JPEG_QUALITY[self.jpeg_encoder] if self.jpeg_quality is None else \
+            self.jpeg_quality
+
+    @property
+    def progressive(self) -> bool:
+        return True if self.jpeg_progressive is None else self.jpeg_progressive
+
+    @property
+    def optimize(self) -> bool:
+        return True if self.jpeg_optimize is None else self.jpeg_optimize
+
+    @property
+    def subsampling(self) -> str:
+        return self.jpeg_subsampling or "4:2:0"
 
 
 @dataclass(frozen=True)
@@ -230,18 +270,26 @@ class Settings:
                 max_frames=_int(env, "PHOTOPIPE_MAX_FRAMES", defaults.max_frames),
             ),
             encoding=Encoding(
-                jpeg_quality=_int(env, "PHOTOPIPE_JPEG_QUALITY", encoding.jpeg_quality),
-                jpeg_progressive=_flag(env, "PHOTOPIPE_JPEG_PROGRESSIVE",
-                                       encoding.jpeg_progressive),
-                jpeg_optimize=_flag(env, "PHOTOPIPE_JPEG_OPTIMIZE", encoding.jpeg_optimize),
+                # jpegli (default) or libjpeg-turbo.
+                jpeg_encoder=env.get("PHOTOPIPE_JPEG_ENCODER") or encoding.jpeg_encoder,
+                jpeg_quality=_optional(env, "PHOTOPIPE_JPEG_QUALITY", _int),
+                jpeg_progressive=_optional(env, "PHOTOPIPE_JPEG_PROGRESSIVE", _flag),
+                jpeg_optimize=_optional(env, "PHOTOPIPE_JPEG_OPTIMIZE", _flag),
                 # Chroma subsampling: 4:2:0 (smallest), 4:2:2 or 4:4:4 (sharpest colour edges).
-                jpeg_subsampling=env.get("PHOTOPIPE_JPEG_SUBSAMPLING")
-                or encoding.jpeg_subsampling,
+                jpeg_subsampling=env.get("PHOTOPIPE_JPEG_SUBSAMPLING") or None,
                 webp_quality=_int(env, "PHOTOPIPE_WEBP_QUALITY", encoding.webp_quality),
                 # libwebp's effort, 0 (fastest) to 6 (smallest).
                 webp_method=_int(env, "PHOTOPIPE_WEBP_METHOD", encoding.webp_method),
             ),
         )
+
+
+def _optional(env: Mapping[str, str], name: str,
+              parse: Callable[[Mapping[str, str], str, V], V]) -> V | None:
+    """``env[name]`` parsed by ``parse``, or None when it is unset or empty."""
+    if not (env.get(name) or "").strip():
+        return None
+    return parse(env, name, cast("V", None))
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

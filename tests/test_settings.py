@@ -45,6 +45,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "PHOTOPIPE_MAX_PIXELS": ("1_000", "limits.max_pixels", 1000),
     "PHOTOPIPE_MAX_BYTES": ("2000", "limits.max_bytes", 2000),
     "PHOTOPIPE_MAX_FRAMES": ("3", "limits.max_frames", 3),
+    "PHOTOPIPE_JPEG_ENCODER": ("libjpeg-turbo", "encoding.jpeg_encoder", "libjpeg-turbo"),
     "PHOTOPIPE_JPEG_QUALITY": ("90", "encoding.jpeg_quality", 90),
     "PHOTOPIPE_JPEG_PROGRESSIVE": ("0", "encoding.jpeg_progressive", False),
     "PHOTOPIPE_JPEG_OPTIMIZE": ("no", "encoding.jpeg_optimize", False),
@@ -52,6 +53,9 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "PHOTOPIPE_WEBP_QUALITY": ("70", "encoding.webp_quality", 70),
     "PHOTOPIPE_WEBP_METHOD": ("6", "encoding.webp_method", 6),
 }
+# Variables that only mean something beside another: set with it, compared with it alone.
+BESIDE = {name: {"PHOTOPIPE_JPEG_ENCODER": "libjpeg-turbo"} for name in (
+    "PHOTOPIPE_JPEG_PROGRESSIVE", "PHOTOPIPE_JPEG_OPTIMIZE", "PHOTOPIPE_JPEG_SUBSAMPLING")}
 
 
 def _field(settings: Settings, path: str) -> object:
@@ -72,7 +76,8 @@ def test_defaults_are_the_embedded_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(VARIABLES))
 def test_each_variable_reaches_its_setting_and_only_it(name: str) -> None:
     raw, path, expected = VARIABLES[name]
-    default, settings = Settings.from_env({}), Settings.from_env({name: raw})
+    beside = BESIDE.get(name, {})
+    default, settings = Settings.from_env(beside), Settings.from_env({**beside, name: raw})
     assert _field(settings, path) == expected != _field(default, path)
     others = [p for _, p, _ in VARIABLES.values() if p != path]
     assert all(_field(settings, p) == _field(default, p) for p in others)
@@ -96,7 +101,14 @@ def test_bad_values_say_which_variable() -> None:
     with pytest.raises(ValueError, match="PHOTOPIPE_JPEG_PROGRESSIVE"):
         Settings.from_env({"PHOTOPIPE_JPEG_PROGRESSIVE": "maybe"})
     with pytest.raises(ValueError, match="jpeg_subsampling"):
-        Settings.from_env({"PHOTOPIPE_JPEG_SUBSAMPLING": "4:1:1"})
+        Settings.from_env({"PHOTOPIPE_JPEG_SUBSAMPLING": "4:1:1",
+                           "PHOTOPIPE_JPEG_ENCODER": "libjpeg-turbo"})
+    for name, raw in (("PHOTOPIPE_JPEG_SUBSAMPLING", "4:4:4"), ("PHOTOPIPE_JPEG_OPTIMIZE", "0"),
+                      ("PHOTOPIPE_JPEG_PROGRESSIVE", "1")):  # with jpegli, the default
+        with pytest.raises(ValueError, match="PHOTOPIPE_JPEG_ENCODER=libjpeg-turbo"):
+            Settings.from_env({name: raw})
+    with pytest.raises(ValueError, match="jpeg_encoder"):
+        Settings.from_env({"PHOTOPIPE_JPEG_ENCODER": "mozjpeg"})
     with pytest.raises(ValueError, match="task_time_limit"):
         Settings.from_env({"PHOTOPIPE_TASK_TIME_LIMIT": "1"})
     with pytest.raises(ValueError, match="PHOTOPIPE_STUCK_AFTER"):
