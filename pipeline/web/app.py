@@ -23,7 +23,7 @@ from starlette.routing import Route
 from pipeline.documents import FILES, document, etag
 from pipeline.errors import PhotoNotFound
 from pipeline.jobs import Options
-from pipeline.metadata import PhotoRow
+from pipeline.metadata import PhotoRow, RenditionRow
 from pipeline.producer import Upload
 from pipeline.web import metrics, page, tickets, tus
 from pipeline.web.body import read_upload
@@ -115,15 +115,21 @@ async def upload(request: Request, door: Door) -> Response:
     ticket = authorise(request, door)
     options = options_of(request)
     key = idempotency_key(request)
-    await run_in_threadpool(door.admit, ticket.user_id)
+    if door.settings.uploads_per_minute:  # counted in the database: a thread's work
+        await run_in_threadpool(door.admit, ticket.user_id)
     limit = min(ticket.max_bytes, door.settings.limits.max_bytes)
     with metrics.UPLOADS.track_inprogress():
         data = await read_upload(request, limit, door.settings.http_body_timeout)
-        photo_id = await run_in_threadpool(door.submit, Upload(
-            ticket.user_id, data, None, options.filter, options.strength, options.ladder,
-            key))
-    after = await run_in_threadpool(door.written, photo_id)
-    response = await _document(door, photo_id, ticket, status_code=202, after=after)
+
+        def accept() -> tuple[int, str | None, PhotoRow | None, list[RenditionRow]]:
+            """The submit, where it was written, and the row to answer with: one thread."""
+            photo_id = door.submit(Upload(ticket.user_id, data, None, options.filter,
+                                          options.strength, options.ladder, key))
+            after = door.written(photo_id)
+            return photo_id, after, *door.photo(photo_id, after)
+
+        photo_id, after, row, renditions = await run_in_threadpool(accept)
+    response = _answer(door, photo_id, ticket, row, renditions, status_code=202, after=after)
     response.headers["Location"] = f"/v1/photos/{photo_id}"
     return response
 
@@ -225,6 +231,14 @@ async def _document(door: Door, photo_id: int, ticket: tickets.Ticket, *, status
     """The photo's document; a write's (``status_code`` 202) with ``after``, the position it
     was written at, in ``Photopipe-Read-After`` too."""
     row, renditions = await run_in_threadpool(door.photo, photo_id, after)
+    return _answer(door, photo_id, ticket, row, renditions, status_code=status_code,
+                   if_none_match=if_none_match, after=after)
+
+
+def _answer(door: Door, photo_id: int, ticket: tickets.Ticket, row: PhotoRow | None,
+            renditions: list[RenditionRow], *, status_code: int,
+            if_none_match: str | None = None, after: str | None = None) -> Response:
+    """The photo's document from its row and renditions, for its own user only."""
     if row is None or row.user_id != ticket.user_id:
         raise PhotoNotFound(f"no photo {photo_id}")
     tag = etag(row)

@@ -63,7 +63,8 @@ async def _chunks(request: Request, timeout: float) -> AsyncIterator[bytes]:
     stream = request.stream().__aiter__()
     while True:
         try:
-            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+            async with asyncio.timeout(timeout):  # no task a chunk, as wait_for would make
+                chunk = await stream.__anext__()
         except StopAsyncIteration:
             return
         except TimeoutError as exc:
