@@ -35,6 +35,22 @@ def test_put_then_get_round_trips_bytes(store: ObjectStore) -> None:
     assert store.exists("photos/1/w1080.jpg")
 
 
+@pytest.mark.parametrize("key", ["photos/a b+c/\u00e9~x=y&z;(1).jpg", "originals/100%25 *"])
+def test_a_key_is_stored_under_its_own_name(store: ObjectStore, key: str) -> None:
+    """Characters a URL must encode (and S3's signature must encode the same way)."""
+    store.put(key, b"bytes", "image/jpeg")
+    assert store.get(key) == b"bytes"
+    assert list(store.list(key.split("/", maxsplit=1)[0] + "/")) == [key]
+
+
+def test_a_body_of_several_megabytes_round_trips(store: ObjectStore) -> None:
+    """A 12 MP original's size: one PUT, read back whole and ranged."""
+    data = bytes(range(256)) * (3 * 4096 + 7)  # 3 MiB and a little
+    store.put("originals/2", data, "application/octet-stream")
+    assert store.get("originals/2") == data
+    assert store.get("originals/2", max_bytes=len(data)) == data
+
+
 def test_put_overwrites(store: ObjectStore) -> None:
     store.put("a/b", b"one", "application/octet-stream")
     store.put("a/b", b"two", "application/octet-stream")

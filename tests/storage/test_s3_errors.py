@@ -1,6 +1,6 @@
-"""botocore's and MinIO's errors are classified once, at the S3 store: one test per class, over
-HTTP. Puts and gets go through MinIO's client, the other calls through boto3's; both are
-tried here where a class can reach them."""
+"""botocore's and libcurl's errors are classified once, at the S3 store: one test per class,
+over HTTP. Puts and gets go through libcurl, the other calls through boto3; both are tried here
+where a class can reach them."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def test_server_side_trouble_is_transient(faulty: tuple[FaultyS3, S3Store],
     assert time.monotonic() - started < 2.5  # a stall ends at the client's 1 s read timeout
     with pytest.raises(StorageUnavailable):
         store.put("k", b"y", "text/plain")
-    assert proxy.injected == 2
+    # one attempt each (max_attempts=1); but a kept-alive connection lost before any answer,
+    # the get's, is one libcurl sends the request again on, once, on a new connection
+    assert proxy.injected == (3 if fault == ("reset",) else 2)
     proxy.fault = None
     assert store.get("k") == b"x"  # nothing was changed by the failed put
 
@@ -48,8 +50,7 @@ def test_server_side_trouble_is_transient(faulty: tuple[FaultyS3, S3Store],
 @pytest.mark.parametrize("fault", [("page", 502), ("page", 503, ""), ("page", 504)])
 def test_an_answer_that_is_no_s3_error_is_transient_when_the_status_says_so(
         faulty: tuple[FaultyS3, S3Store], fault: tuple[Any, ...]) -> None:
-    """MinIO raises InvalidResponseError for an error page and an empty XML body: its status
-    decides, as for an S3 error."""
+    """An error page, or an empty body: the status decides, as for an S3 error."""
     proxy, store = faulty
     proxy.fault = fault
     with pytest.raises(StorageUnavailable, match=str(fault[1])):
@@ -125,8 +126,7 @@ def test_what_botocore_retries_is_transient_even_as_a_4xx(faulty: tuple[FaultyS3
         store.get("k")
 
 
-@pytest.mark.parametrize("fault", [("error", 400, "RequestTimeout"), ("error", 503, "SlowDown"),
-                                   ("reset",)])
+@pytest.mark.parametrize("fault", [("error", 400, "RequestTimeout"), ("error", 503, "SlowDown")])
 def test_a_blip_is_retried_within_the_call_as_many_times_as_the_client_says(
         moto: S3Server, fault: tuple[Any, ...]) -> None:
     """A put or a get is tried ``max_attempts`` times in all, like boto3's own calls: two faults
@@ -147,6 +147,30 @@ def test_a_blip_is_retried_within_the_call_as_many_times_as_the_client_says(
         assert proxy.injected == 7
         proxy.fault = None
         assert store.get("k") == b"other"
+    finally:
+        proxy.close()
+
+
+def test_a_reset_is_retried_and_a_lost_kept_alive_connection_costs_no_attempt(
+        moto: S3Server) -> None:
+    """The first attempt goes out on the connection the last call kept alive; when that one is
+    reset before any answer, libcurl sends the request again, once, on a new connection (a
+    server closes an idle connection whenever it likes). Every later attempt is on a new
+    connection: ``max_attempts`` of them in all, then the call gives up."""
+    proxy = FaultyS3(moto.endpoint)
+    try:
+        store = S3Store(client(proxy.url, moto.access_key, moto.secret_key, max_attempts=3),
+                        moto.store().bucket, "pp")
+        store.put("k", b"picture", "image/jpeg")
+        proxy.fault, proxy.times = ("reset",), 2  # the kept-alive one, then the new one
+        assert store.get("k") == b"picture"
+        assert proxy.injected == 2
+        proxy.times = None
+        with pytest.raises(StorageUnavailable, match=r"reset|recv|receiv|Connection"):
+            store.put("k", b"other", "image/jpeg")
+        assert proxy.injected == 2 + 2 + 1 + 1  # kept-alive and its resend, then two new
+        proxy.fault = None
+        assert store.get("k") == b"picture"  # nothing was changed by the failed put
     finally:
         proxy.close()
 
