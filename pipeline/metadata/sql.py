@@ -470,9 +470,10 @@ class SqlMetadata(WebhookOutbox):
         return list(_rendition_rows(cur.fetchall()))
 
     def _drop_renditions(self, cur: Cursor, photo_id: int) -> list[RenditionRow]:
-        dropped = self._renditions(cur, photo_id)
-        cur.execute("DELETE FROM renditions WHERE photo_id = %s", (photo_id,))
-        return dropped
+        """Delete the photo's rendition rows; return them in their order (one statement)."""
+        cur.execute("DELETE FROM renditions WHERE photo_id = %s RETURNING name, format, "
+                    "object_key, width, height, bytes, position", (photo_id,))
+        return list(_rendition_rows(sorted(cur.fetchall(), key=lambda r: int(r["position"]))))
 
 
 def _upload(row: Mapping[str, Any]) -> UploadRow:

@@ -2,10 +2,11 @@
 
 libcurl signs each request itself (SigV4, ``CURLOPT_AWS_SIGV4``: over plain HTTP the body's
 SHA-256 is signed, as S3 asks) and does the HTTP in C; a request costs the calling process a
-third of the CPU MinIO's client took for it (``benchmarks/glue.py``), and a job makes four. One connection is kept per process and thread (a handle is never shared across a
-fork or between threads). Nothing here classifies: :mod:`pipeline.storage.s3` turns
-``pycurl.error`` (the network) and :class:`Answered` (an S3 error answer) into photopipe's
-errors, by the same rules as boto3's.
+third of the CPU MinIO's client took for it (``benchmarks/glue.py``), and a job makes four. One
+connection is kept per process and thread (a handle is never shared across a fork or between
+threads). Nothing here classifies: :mod:`pipeline.storage.s3` turns ``pycurl.error`` (the
+network) and :class:`Answered` (an S3 error answer) into photopipe's errors, by the same rules
+as boto3's.
 """
 
 from __future__ import annotations

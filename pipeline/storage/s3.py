@@ -7,9 +7,10 @@ go through libcurl instead (:mod:`pipeline.storage.curl`; :func:`data_client` ma
 boto3 client's endpoint, region, timeouts and credentials, and the store retries as many times
 as boto3 would): libcurl signs and sends in C. A 612x612 rendition's PUT costs 0.27 ms of CPU,
 against 0.69 with MinIO's client (photopipe's before) and 1.85 with boto3, its GET 0.23 against
-0.73 and 1.49 (``benchmarks/glue.py``, one run); a job makes four of them. Listing, deleting, presigning and multipart stay with boto3.
-Neither library's exceptions leave this module: they become :class:`StorageUnavailable` (retry)
-or :class:`StorageRejected` / :class:`ObjectNotFound`, by the same rules.
+0.73 and 1.49 (``benchmarks/glue.py``, one run); a job makes four of them. Listing, deleting,
+presigning and multipart stay with boto3. Neither library's exceptions leave this module: they
+become :class:`StorageUnavailable` (retry) or :class:`StorageRejected` /
+:class:`ObjectNotFound`, by the same rules.
 """
 
 from __future__ import annotations

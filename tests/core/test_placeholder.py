@@ -47,8 +47,11 @@ def test_the_look_is_in_the_placeholder() -> None:
     assert looked.placeholder.thumbhash != plain.placeholder.thumbhash
 
 
-def test_the_placeholder_is_known_before_anything_is_encoded(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("short", [0, 1])
+def test_the_placeholder_is_handed_out_before_the_encodes_when_they_are_large(
+        monkeypatch: pytest.MonkeyPatch, short: int) -> None:
+    """From EARLY_PLACEHOLDER_PIXELS pixels to encode (each file counted: the default ladder's
+    w1080 is two), the placeholder comes before the first encode; one pixel short, never."""
     events: list[str] = []
     from pipeline.core.encode import encode
 
@@ -57,10 +60,24 @@ def test_the_placeholder_is_known_before_anything_is_encoded(
         return encode(*args, **kwargs)
 
     monkeypatch.setattr(rendering, "encode", counted)
-    rendered = rendering.render(jpeg(HALVES), ladder="classic",
+    files = rendering.render(jpeg(HALVES), ladder="default").files
+    monkeypatch.setattr(rendering, "EARLY_PLACEHOLDER_PIXELS",
+                        sum(f.width * f.height for f in files) + short)
+    events.clear()
+    rendered = rendering.render(jpeg(HALVES), ladder="default",
                                 on_placeholder=lambda p: events.append(p.color))
     assert rendered.placeholder is not None
-    assert events[0] == rendered.placeholder.color and events[1:] == ["encode"] * 3
+    encodes = ["encode"] * len(files)
+    assert events == (encodes if short else [rendered.placeholder.color, *encodes])
+
+
+def test_a_612_upload_on_the_classic_ladder_gets_its_placeholder_with_the_renditions() -> None:
+    """Instagram's 2011 photo: 0.49 million pixels to encode, under the bar."""
+    square = np.random.default_rng(5).integers(0, 256, (612, 612, 3)).astype(np.uint8)
+    told: list[Placeholder] = []
+    rendered = rendering.render(jpeg(square), ladder="classic", on_placeholder=told.append)
+    assert told == [] and rendered.placeholder is not None
+    assert sum(f.width * f.height for f in rendered.files) < rendering.EARLY_PLACEHOLDER_PIXELS
 
 
 def test_the_hash_is_of_the_picture_scaled_to_the_box_with_its_aspect() -> None:

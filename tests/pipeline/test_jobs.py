@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import jobs
+from pipeline.core import rendering
 from pipeline.errors import (
     PhotopipeError,
     StorageRejected,
@@ -128,8 +129,12 @@ def test_process_renders_a_queued_photo_from_its_stored_original(
         "photos/1234/1.1/sq612.jpg", "photos/1234/1.1/sq306.jpg", "photos/1234/1.1/sq150.jpg"]
 
 
-def test_the_placeholder_is_on_the_row_before_any_rendition_is_stored(
-        db: SqliteMetadata) -> None:
+@pytest.mark.parametrize("early", [True, False])
+def test_the_placeholder_is_on_the_row_before_any_rendition_is_stored_when_they_are_large(
+        db: SqliteMetadata, monkeypatch: pytest.MonkeyPatch, early: bool) -> None:
+    """With a megapixel or more to encode (here: the bar lowered under this photo's) the row
+    has the placeholder while the renditions are written; under it, it comes with the finish."""
+    monkeypatch.setattr(rendering, "EARLY_PLACEHOLDER_PIXELS", 1 if early else 10**9)
     seen: list[tuple[str, str | None]] = []
 
     class Watching(MemoryStore):
@@ -146,7 +151,7 @@ def test_the_placeholder_is_on_the_row_before_any_rendition_is_stored(
     assert row is not None and row.placeholder is not None
     shown = json.loads(row.placeholder)
     assert set(shown) == {"thumbhash", "color", "aspect"} and shown["aspect"] == 1.0
-    assert seen and all(s == ("processing", row.placeholder) for s in seen)
+    assert seen and all(s == ("processing", row.placeholder if early else None) for s in seen)
 
 
 def test_a_missing_photo_is_skipped_and_a_missing_original_fails(
