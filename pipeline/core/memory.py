@@ -73,32 +73,41 @@ def _cgroups(proc: Path) -> Iterator[int]:
 
 def _group_bounds(mount: Mount, path: str) -> Iterator[int]:
     """Limit less usage for the group at ``path`` and each ancestor the mount shows."""
+    for files in _group_files(mount, path):
+        bound = _group_bound(*files)
+        if bound is not None:
+            yield bound
+
+
+@lru_cache(maxsize=16)
+def _group_files(mount: Mount, path: str) -> tuple[tuple[str, str, str], ...]:
+    """The limit, usage and stat files of the group at ``path`` and of each ancestor the
+    mount shows, innermost first (worked out once per group: a decode reads them all)."""
     if not (path + "/").startswith(mount.root.rstrip("/") + "/"):
-        return
+        return ()
     group = mount.point / path[len(mount.root.rstrip("/")):].lstrip("/")
     names = (("memory.max", "memory.current") if mount.version == 2
              else ("memory.limit_in_bytes", "memory.usage_in_bytes"))
+    found = []
     while True:
-        bound = _group_bound(group, *names)
-        if bound is not None:
-            yield bound
+        found.append((str(group / names[0]), str(group / names[1]), str(group / "memory.stat")))
         if group == mount.point:
-            return
+            return tuple(found)
         group = group.parent
 
 
-def _group_bound(group: Path, limit_file: str, usage_file: str) -> int | None:
+def _group_bound(limit_file: str, usage_file: str, stat_file: str) -> int | None:
     """One group's limit less its usage, page cache the kernel can reclaim not counted."""
-    limit = _read(group / limit_file).strip()
+    limit = _read(limit_file).strip()
     if not limit or limit == "max" or int(limit) >= UNLIMITED:
         return None
-    usage = int(_read(group / usage_file).strip() or 0)
-    return int(limit) - max(0, usage - _inactive_file(group))
+    usage = int(_read(usage_file).strip() or 0)
+    return int(limit) - max(0, usage - _inactive_file(stat_file))
 
 
-def _inactive_file(group: Path) -> int:
+def _inactive_file(stat_file: str) -> int:
     """Clean page cache the group holds (reclaimed before its limit is hit)."""
-    for line in _read(group / "memory.stat").splitlines():
+    for line in _read(stat_file).splitlines():
         name, _, value = line.partition(" ")
         if name in ("inactive_file", "total_inactive_file"):
             return int(value)
@@ -121,9 +130,20 @@ def _mounts(proc: Path) -> tuple[Mount, ...]:
     return tuple(mounts)
 
 
-def _read(path: Path) -> str:
-    """A kernel file's text, or "" where this machine has no such file."""
+def _read(path: Path | str) -> str:
+    """A kernel file's text, or "" where this machine has no such file. Plain system calls:
+    a decode reads five or six of these files, and Python's buffered text files cost a few
+    times the read itself."""
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
