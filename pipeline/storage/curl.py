@@ -91,6 +91,7 @@ class Curl:
         keys = self.keys()
         handle = self._handle()
         handle.reset()
+        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)  # S3 has no other
         handle.setopt(pycurl.URL, self._url(bucket, name))
         handle.setopt(pycurl.AWS_SIGV4, f"aws:amz:{self.region}:s3")
         handle.setopt(pycurl.USERPWD, f"{keys.access_key}:{keys.secret_key}")

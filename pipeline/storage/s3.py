@@ -65,7 +65,7 @@ _TRANSIENT = {"InternalError", "ServiceUnavailable", "TooManyRequests", "Request
 _CONFIGURATION = (NoCredentialsError, PartialCredentialsError, NoRegionError,
                   ParamValidationError)
 # libcurl's errors that say photopipe's set-up is wrong, not the network: an endpoint URL it
-# cannot use, or a CA bundle it cannot read.
+# cannot use (not http or https, or malformed), or a CA bundle it cannot read.
 _CURL_SET_UP = {pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_URL_MALFORMAT,
                 pycurl.E_SSL_CACERT_BADFILE}
 T = TypeVar("T")
@@ -124,8 +124,10 @@ def data_client(s3: S3Client) -> Curl:
     """libcurl's PUTs and GETs on the same endpoint and region as ``s3``, signed with its
     credentials (refreshed by botocore when they expire), with its timeouts.
 
-    libcurl retries nothing here: :class:`S3Store` retries a put or a get itself, by the rules
-    that classify its errors, as many times in all as ``s3`` would.
+    :class:`S3Store` retries a put or a get itself, by the rules that classify its errors, as
+    many times in all as ``s3`` would. libcurl itself only sends a request again, once, when the
+    kept-alive connection it went out on was lost before any answer (an idle connection the
+    server closed); that costs no attempt.
     """
     config = _options(s3)
     return Curl(s3.meta.endpoint_url, s3.meta.region_name or "us-east-1",

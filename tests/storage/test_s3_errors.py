@@ -14,7 +14,7 @@ from botocore.retries.standard import ThrottledRetryableChecker, TransientRetrya
 from pipeline.errors import ObjectNotFound, StorageRejected, StorageUnavailable, TooLarge
 from pipeline.storage.s3 import S3Store, client
 from tests.s3faults import FaultyS3
-from tests.services import S3Server
+from tests.services import S3Server, free_port
 
 
 @pytest.fixture
@@ -106,6 +106,28 @@ def test_a_missing_key_is_not_found_and_missing_credentials_are_rejected(
     anonymous = S3Store(client(proxy.url, max_attempts=1), store.bucket)
     with pytest.raises(StorageRejected, match="credentials"):
         anonymous.get("k")
+
+
+@pytest.mark.parametrize("how", ["ca_bundle", "scheme"])
+def test_an_endpoint_libcurl_cannot_use_is_the_set_ups_fault(
+        faulty: tuple[FaultyS3, S3Store], monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """A CA bundle that is not there (AWS_CA_BUNDLE), or an endpoint that is not HTTP(S): refused
+    at once, not waited out as an outage. A port nobody listens on is an outage."""
+    proxy, store = faulty
+    if how == "ca_bundle":
+        monkeypatch.setenv("AWS_CA_BUNDLE", "/nonexistent/ca.pem")
+        endpoint = proxy.url.replace("http://", "https://")  # a server there, to start TLS with
+    else:
+        endpoint = proxy.url.replace("http://", "ftp://")
+    broken = S3Store(client(endpoint, "a", "b", max_attempts=1), store.bucket)
+    with pytest.raises(StorageRejected, match="AWS_CA_BUNDLE"):
+        broken.get("k")
+    with pytest.raises(StorageRejected, match="PHOTOPIPE_S3_ENDPOINT_URL"):
+        broken.put("k", b"x", "text/plain")
+    closed = S3Store(client(f"http://127.0.0.1:{free_port()}", "a", "b", max_attempts=1),
+                     store.bucket)
+    with pytest.raises(StorageUnavailable, match="curl 7"):
+        closed.get("k")
 
 
 # Every error code botocore's standard retry mode retries, whatever status it comes with (its
