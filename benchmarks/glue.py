@@ -16,6 +16,8 @@ speed issue asks about measured side by side in the same run:
 - SigV4 over plain HTTP signs a SHA-256 of the body: its cost, per body size;
 - psycopg: the round trips (statements, and BEGIN/COMMIT) of a job's metadata calls;
 - the web tier's whole ``submit``, from one thread and from two, nothing else running;
+- ``photopipe serve``'s CPU an upload (612 and 12 MP) with each of uvicorn's HTTP parsers:
+  two servers running side by side, sent batches in turn, so both see the same machine;
 - Pillow reading a JPEG from memory in 64 KB blocks (its default) or in one.
 
 Writes benchmarks/results/glue.{md,json}.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 import statistics
 import tempfile
 import time
@@ -42,8 +45,10 @@ from botocore.config import Config
 from minio import Minio
 from PIL import Image
 
+from benchmarks.api import Client
 from benchmarks.common import machine, write
 from benchmarks.workload import corpus, instagram_2011, phone_photo
+from pipeline.cli.web import PARSERS
 from pipeline.core import render
 from pipeline.metadata import NewPhoto, RenditionRow
 from pipeline.metadata.postgres import PostgresMetadata
@@ -52,6 +57,7 @@ from pipeline.records import Job, SourceInfo
 from pipeline.settings import Settings
 from pipeline.storage.s3 import client
 from tests import services
+from tests.web.harness import Server, cli, serve
 from workers.app import make_app
 from workers.publisher import CeleryPublisher
 
@@ -288,6 +294,45 @@ def measure_submit(server: services.S3Server, database: str, amqp: str,
     return found
 
 
+def measure_parsers(server: services.S3Server, database: str, amqp: str,
+                    rounds: int) -> dict[str, dict[str, float]]:
+    """``photopipe serve``'s CPU per upload (from the kernel's accounting of its process) with
+    each HTTP parser, ``rounds`` batches in turn on servers running side by side."""
+    store = server.store()
+    env = {**os.environ, **server.env(), "PHOTOPIPE_BROKER_URL": amqp,
+           "PHOTOPIPE_DATABASE_URL": database, "PHOTOPIPE_SECRET_KEY": "glue-key-0123456789",
+           "PHOTOPIPE_STORAGE_URL": f"s3://{store.bucket}/{store.prefix.rstrip('/')}"}
+    workloads = {"612 upload": ([instagram_2011(path) for path in corpus()], 50),
+                 "12 MP upload": ([phone_photo(seed) for seed in (2011, 2012)], 8)}
+    cpu = {parser: dict.fromkeys(workloads, 0.0) for parser in PARSERS}
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
+        servers = {parser: stack.enter_context(serve(env, Path(folder) / f"{parser}.log",
+                                                     "--http", parser)) for parser in PARSERS}
+        token = cli(env, "ticket", "--user-id", "7").stdout.strip()
+        for one in servers.values():  # each thread's connections and clients
+            _send(one, token, workloads["612 upload"][0], 100)
+        for _ in range(rounds):
+            for workload, (bodies, batch) in workloads.items():
+                for parser, one in servers.items():
+                    before = _cpu_seconds(one.process.pid)
+                    _send(one, token, bodies, batch)
+                    cpu[parser][workload] += _cpu_seconds(one.process.pid) - before
+    return {parser: {workload: 1000 * seconds / (rounds * workloads[workload][1])
+                     for workload, seconds in found.items()} for parser, found in cpu.items()}
+
+
+def _send(server: Server, token: str, bodies: list[bytes], count: int) -> None:
+    """``count`` uploads of ``bodies`` in turn from two client threads."""
+    client = Client(server, token)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda index: client.upload(bodies[index % len(bodies)]), range(count)))
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def services_up() -> Iterator[tuple[services.S3Server, str, str]]:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
@@ -313,6 +358,13 @@ def table(data: dict[str, Any]) -> str:
     lines += ["", "## Metadata (psycopg) and the web tier's submit", "", "| what | figure |",
               "| --- | ---: |"]
     lines += [f"| {k} | {v:.2f} |" for k, v in data["metadata"].items()]
+    parsers = data["parsers"]
+    workloads = list(next(iter(parsers.values())))
+    lines += ["", "## `photopipe serve`'s CPU an upload by HTTP parser (side by side, batches "
+              "in turn)", "", "| parser | " + " | ".join(workloads) + " |",
+              "| --- |" + " ---: |" * len(workloads)]
+    lines += [f"| {parser} | " + " | ".join(f"{found[w]:.2f}" for w in workloads) + " |"
+              for parser, found in parsers.items()]
     lines += ["", "## Pillow reading a JPEG held in memory", "", "| decode | CPU ms |",
               "| --- | ---: |"]
     lines += [f"| {k} | {v:.2f} |" for k, v in data["pillow"].items()]
@@ -328,6 +380,7 @@ def main() -> None:
         data = {"rounds": args.rounds, "s3": measure_s3(server, args.rounds),
                 "metadata": {**measure_metadata(database, args.rounds),
                              **measure_submit(server, database, amqp, args.rounds)},
+                "parsers": measure_parsers(server, database, amqp, max(4, args.rounds // 6)),
                 "pillow": measure_pillow(max(5, args.rounds // 4)), "machine": machine()}
     markdown = table(data)
     write("glue", markdown, data)

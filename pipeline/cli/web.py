@@ -14,6 +14,9 @@ from pipeline.observability.registry import use_directory
 from pipeline.settings import Settings
 from pipeline.web import tickets
 
+# httptools parses in C; h11, pure Python, costs serve more CPU an upload (benchmarks/glue.py)
+PARSERS = ("httptools", "h11")
+
 
 def add_commands(commands: Any) -> None:
     """Register serve and ticket."""
@@ -22,6 +25,8 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--port", type=int, default=8000, metavar="N")
     serve.add_argument("--workers", type=int, default=1, metavar="K",
                        help="processes answering requests (default 1)")
+    serve.add_argument("--http", choices=PARSERS, default=PARSERS[0],
+                       help="uvicorn's HTTP parser: httptools (C, the default) or h11 (Python)")
     serve.set_defaults(run=run_serve)
     ticket = commands.add_parser("ticket", help="print an upload ticket for a user")
     ticket.add_argument("--user-id", type=int, required=True, metavar="N")
@@ -48,7 +53,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     uvicorn.run("pipeline.web.server:asgi", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", access_log=False,
+                workers=args.workers, http=args.http, log_level="info", access_log=False,
                 timeout_graceful_shutdown=10)
     return 0
 

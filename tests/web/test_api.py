@@ -397,3 +397,14 @@ def test_unicode_digits_are_not_ids(server: Server) -> None:
                                 headers=bearer(token))) == (400, "bad_request")
     assert error(server.request("GET", "/v1/files/photos/1/w1.jpg?expires=%C2%B3&signature=x")
                  ) == (404, "not_found")
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_serve_parses_http_with_the_parser_asked_for(tmp_path: Path, parser: str) -> None:
+    """httptools (C) by default, h11 (pure Python) with ``--http h11``; both answer alike."""
+    env = embedded(tmp_path / "data")
+    extra = () if parser == "httptools" else ("--http", "h11")
+    with serve(env, tmp_path / "serve.log", *extra) as running:
+        assert upload(running, ticket(running), JPEG).status == 202
+        maps = Path(f"/proc/{running.process.pid}/maps").read_text()
+    assert ("httptools/parser" in maps) == (parser == "httptools")
