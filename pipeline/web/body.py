@@ -45,18 +45,21 @@ async def read_upload(request: Request, limit: int, timeout: float, *,
         IncompleteBody: the body ended short of its declared length, or the client left.
     """
     declared = declared_length(request, limit)
-    body = bytearray()
+    chunks: list[bytes] = []  # joined once at the end: one copy of the body, not two
+    size = 0
     async for chunk in _chunks(request, timeout):
-        body += chunk
-        if len(body) > limit:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise TooLarge(f"the body ran past the limit of {limit} bytes")
-        if sniffed and len(body) >= SNIFF_BYTES and len(body) - len(chunk) < SNIFF_BYTES:
-            sniff(bytes(body[:SNIFF_BYTES]))
-    if declared is not None and len(body) != declared:
-        raise IncompleteBody(f"the body ended after {len(body)} of {declared} bytes")
-    if sniffed and len(body) < SNIFF_BYTES:
-        sniff(bytes(body))
-    return bytes(body)
+        if sniffed and size >= SNIFF_BYTES and size - len(chunk) < SNIFF_BYTES:
+            sniff(b"".join(chunks)[:SNIFF_BYTES])
+    body = b"".join(chunks)
+    if declared is not None and size != declared:
+        raise IncompleteBody(f"the body ended after {size} of {declared} bytes")
+    if sniffed and size < SNIFF_BYTES:
+        sniff(body)
+    return body
 
 
 async def _chunks(request: Request, timeout: float) -> AsyncIterator[bytes]:

@@ -3,6 +3,7 @@ upload followed to its renditions, and every refusal at the door, each at its ex
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -158,12 +159,40 @@ def test_exactly_the_tickets_limit_is_accepted_and_one_byte_more_refused(
     assert len(originals(server)) == len(before) + 1  # the refused ones left nothing
 
 
-def _chunked(token: str, body: bytes, size: int = 1000) -> bytes:
+def _chunked(token: str, body: bytes, size: int = 1000, pieces: list[bytes] | None = None
+             ) -> bytes:
+    """A chunked POST of ``body`` in chunks of ``size`` (or exactly in ``pieces``)."""
     head = (f"POST /v1/photos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
             "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
-                      for i in range(0, len(body), size))
+    if pieces is None:
+        pieces = [body[i:i + size] for i in range(0, len(body), size)]
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
     return head + chunks + b"0\r\n\r\n"
+
+
+def test_the_first_bytes_are_sniffed_whole_when_they_come_in_several_chunks(
+        server: Server) -> None:
+    """A WebP's signature spans its first 12 bytes (RIFF, a size, WEBP): sent three bytes a
+    chunk, all twelve are sniffed together; text sent so is refused as it is in one piece."""
+    token = ticket(server)
+    webp = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(webp, "WEBP")
+    text = b"just some text, saved as holiday.webp\n" * 10
+    for body, answer in ((webp.getvalue(), b"HTTP/1.1 202"), (JPEG, b"HTTP/1.1 202"),
+                         (text, b"HTTP/1.1 415")):
+        pieces = [body[i:i + 3] for i in range(0, 12, 3)] + [body[12:]]
+        request = _chunked(token, body, pieces=pieces)
+        head = request.index(b"\r\n\r\n") + 4
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(request[:head])
+            # apart in time, so that the server reads them apart (a refusal may come, and
+            # the connection close, before the last)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                for piece in pieces:
+                    time.sleep(0.05)
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                sock.sendall(b"0\r\n\r\n")
+            assert sock.recv(65536).startswith(answer)
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_the_body(server: Server) -> None:
