@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -50,6 +51,12 @@ def in_threads(worker: Callable[[int], int], threads: int) -> tuple[int, float]:
 
 def summary(runs: list[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(runs) * 1000, "best_ms": min(runs) * 1000}
+
+
+def cpu_seconds(pid: int) -> float:
+    """Process ``pid``'s own CPU (user and system) so far, from the kernel's accounting."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, write
+from benchmarks.common import cpu_seconds, machine, write
 from tests.services import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,9 +65,9 @@ def run(kind: str, env: dict[str, str], path: str, token: str) -> dict[str, floa
         wait_for_port(port, 60)
         url = f"http://127.0.0.1:{port}{path}"
         _wrk(url, token, 2)
-        before = _cpu(server.pid)
+        before = cpu_seconds(server.pid)
         out = _wrk(url, token, SECONDS)
-        cpu = _cpu(server.pid) - before
+        cpu = cpu_seconds(server.pid) - before
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -88,11 +88,6 @@ def _wrk(url: str, token: str, seconds: int) -> str:
 def _latency(out: str, share: str) -> float:
     value, unit = re.search(rf"{share}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ensure_wrk() -> None:

@@ -46,7 +46,7 @@ from minio import Minio
 from PIL import Image
 
 from benchmarks.api import Client
-from benchmarks.common import machine, write
+from benchmarks.common import cpu_seconds, machine, write
 from benchmarks.workload import corpus, instagram_2011, phone_photo
 from pipeline.cli.web import PARSERS
 from pipeline.core import render
@@ -305,6 +305,7 @@ def measure_parsers(server: services.S3Server, database: str, amqp: str,
     workloads = {"612 upload": ([instagram_2011(path) for path in corpus()], 50),
                  "12 MP upload": ([phone_photo(seed) for seed in (2011, 2012)], 8)}
     cpu = {parser: dict.fromkeys(workloads, 0.0) for parser in PARSERS}
+    cli(env, "db", "upgrade")
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         servers = {parser: stack.enter_context(serve(env, Path(folder) / f"{parser}.log",
                                                      "--http", parser)) for parser in PARSERS}
@@ -314,9 +315,9 @@ def measure_parsers(server: services.S3Server, database: str, amqp: str,
         for _ in range(rounds):
             for workload, (bodies, batch) in workloads.items():
                 for parser, one in servers.items():
-                    before = _cpu_seconds(one.process.pid)
+                    before = cpu_seconds(one.process.pid)
                     _send(one, token, bodies, batch)
-                    cpu[parser][workload] += _cpu_seconds(one.process.pid) - before
+                    cpu[parser][workload] += cpu_seconds(one.process.pid) - before
     return {parser: {workload: 1000 * seconds / (rounds * workloads[workload][1])
                      for workload, seconds in found.items()} for parser, found in cpu.items()}
 
@@ -326,11 +327,6 @@ def _send(server: Server, token: str, bodies: list[bytes], count: int) -> None:
     client = Client(server, token)
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda index: client.upload(bodies[index % len(bodies)]), range(count)))
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
