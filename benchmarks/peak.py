@@ -38,6 +38,7 @@ from benchmarks.queue_run import (
     production,
     start_workers,
     until_ready,
+    versions,
 )
 from benchmarks.workload import corpus, instagram_2011, phone_photo, sha256
 from pipeline.core import render
@@ -186,12 +187,14 @@ def table(data: dict[str, Any]) -> str:
               "CPU at most 20 ms a photo; phone at most 60 ms.", "",
               "Workloads: " + "; ".join(f"`{k}`: {v}" for k, v in WORKLOADS.items()) +
               " (instagram2011 is made from the 24 camera photos of ../shared/photos/real).", "",
-              "Every role's CPU, ms per photo:", ""]
+              "Every role's CPU, ms per photo (idle: the two cores' idle time; steal: time "
+              "the host ran something else on them, a busy host's sign):", ""]
     for run in runs:
         cells = ", ".join(f"{role} {ms:.1f}" for role, ms in run["cpu_ms_per_photo"].items())
         lines.append(f"- {run['workload']} through {DOORS[run['door']]} on "
                      f"{S3_SERVERS[run['s3']]}: {cells}")
-    lines += ["", f"Machine: {data['machine']}", ""]
+    lines += ["", f"Machine: {data['machine']}", "",
+              "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()), ""]
     return "\n".join(lines)
 
 
@@ -211,7 +214,7 @@ def main() -> None:
                             door=door))
         print(runs[-1], flush=True)
     data = {"threads": args.threads, "concurrency": args.concurrency, "runs": runs,
-            "machine": machine()}
+            "machine": machine(), "versions": versions({run["s3"] for run in runs})}
     markdown = table(data)
     write("peak", markdown, data)
     print(markdown)

@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from contextlib import ExitStack, contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pycurl
+from kombu import Connection
+from PIL import features
 
 from benchmarks.common import process_group_peak_rss_mb
 from pipeline.core import render
@@ -97,6 +104,31 @@ def production(stack: ExitStack, s3: str = "moto") -> Deployment:
     stack.callback(deployment.stop_all)
     deployment.cli("db", "upgrade")
     return deployment
+
+
+def versions(s3_servers: set[str]) -> dict[str, str]:
+    """What the production path ran: photopipe's libraries and the servers' own versions."""
+    found = {name: metadata.version(name)
+             for name in ("celery", "kombu", "psycopg", "uvicorn", "httptools", "pyjpegli")}
+    found["libcurl"] = pycurl.version_info()[1]
+    found["libjpeg-turbo"] = str(features.version("libjpeg_turbo"))
+    with psycopg.connect(services.POSTGRES) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        found["PostgreSQL"] = str(row[0]) if row else "unknown"
+    with Connection(f"amqp://guest:guest@{services.RABBIT_HOST}//") as amqp:
+        amqp.connect()
+        version = amqp.connection.server_properties.get("version", b"unknown")
+        found["RabbitMQ"] = version.decode() if isinstance(version, bytes) else str(version)
+    commands = {"seaweedfs": [str(Path(sys.executable).with_name("weed")), "version"],
+                "ceph": ["radosgw", "--version"]}
+    for server in sorted(s3_servers):
+        if server == "moto":
+            found["moto"] = metadata.version("moto")
+        else:
+            out = subprocess.run(commands[server], check=True, capture_output=True, text=True)
+            first = out.stdout.strip().splitlines()[0]
+            found[S3_SERVERS[server]] = re.sub(r" \([0-9a-f]{40}\)", "", first)  # Ceph's commit
+    return found
 
 
 def start_workers(deployment: Deployment, *extra: str) -> None:
@@ -188,7 +220,8 @@ ROLES = (("pipeline.cli worker", "photopipe"), ("pipeline.cli serve", "serve"),
 
 
 def cpu_by_role() -> Counter[str]:
-    """CPU clock ticks so far of every process on the machine, summed by role (with "idle")."""
+    """CPU clock ticks so far of every process on the machine, summed by role (with "idle" and
+    "steal")."""
     ticks: Counter[str] = Counter()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -203,7 +236,10 @@ def cpu_by_role() -> Counter[str]:
             role = "benchmark"
         ticks[role] += int(fields[11]) + int(fields[12])
     with open("/proc/stat") as stat:
-        ticks["idle"] = sum(int(v) for v in stat.readline().split()[4:6])
+        total = stat.readline().split()
+    ticks["idle"] = int(total[4]) + int(total[5])  # idle and waiting for I/O
+    # the time the hypervisor ran something else on this machine's CPUs: the host's own load
+    ticks["steal"] = int(total[8]) if len(total) > 8 else 0
     return ticks
 
 
